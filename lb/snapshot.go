@@ -1,0 +1,89 @@
+package lb
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Backend is one endpoint chosen for a frontend, as a datapath must program it.
+type Backend struct {
+	Addr   netip.AddrPort
+	Weight uint32
+	// Terminating is set when the backend is only used because no endpoint
+	// is ready (kube-proxy's terminating fallback).
+	Terminating bool
+	NodeName    string
+	Zone        string
+}
+
+// FrontendState is a frontend with the exact backends it balances over, in a
+// stable order (sorted by address). An empty Backends means "no endpoints":
+// the datapath rejects or drops the traffic.
+type FrontendState struct {
+	Frontend
+	Backends []Backend
+}
+
+// ServiceState is the selected, immutable state of one service. Datapaths must
+// not modify it.
+type ServiceState struct {
+	Service *Service
+	// Frontends mirrors Service.Frontends, each with its backends.
+	Frontends []FrontendState
+	// Endpoints are all the endpoints the service has, before selection.
+	Endpoints []Endpoint
+}
+
+// Key returns the service key.
+func (s *ServiceState) Key() ServiceKey { return s.Service.Key }
+
+// Scheduler returns the effective scheduler.
+func (s *ServiceState) Scheduler() Scheduler { return s.Service.EffectiveScheduler() }
+
+// AffinityTimeout returns the ClientIP affinity timeout, zero for none.
+func (s *ServiceState) AffinityTimeout() time.Duration { return s.Service.AffinityTimeout() }
+
+// Snapshot is the immutable desired state after endpoint selection. It is a
+// persistent map: snapshots share every unchanged ServiceState, so building
+// one after a change costs O(changed services × log N), not O(N).
+type Snapshot struct {
+	root *pnode
+	n    int
+}
+
+// Service returns the state of one service.
+func (s *Snapshot) Service(key ServiceKey) (*ServiceState, bool) {
+	if s == nil {
+		return nil, false
+	}
+	v := s.root.get(hashKey(key), key, 0)
+	return v, v != nil
+}
+
+// Len returns the number of services.
+func (s *Snapshot) Len() int {
+	if s == nil {
+		return 0
+	}
+	return s.n
+}
+
+// Range calls fn for every service, in an order that is fixed for a given set
+// of keys, until fn returns false.
+func (s *Snapshot) Range(fn func(*ServiceState) bool) {
+	if s == nil {
+		return
+	}
+	s.root.each(fn)
+}
+
+// with returns a snapshot with st set (or key removed when st is nil).
+func (s *Snapshot) with(key ServiceKey, st *ServiceState) *Snapshot {
+	var root *pnode
+	var n int
+	if s != nil {
+		root, n = s.root, s.n
+	}
+	root, delta := root.set(hashKey(key), key, st, 0)
+	return &Snapshot{root: root, n: n + delta}
+}
