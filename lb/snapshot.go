@@ -47,8 +47,9 @@ func (s *ServiceState) AffinityTimeout() time.Duration { return s.Service.Affini
 // persistent map: snapshots share every unchanged ServiceState, so building
 // one after a change costs O(changed services × log N), not O(N).
 type Snapshot struct {
-	root *pnode
-	n    int
+	root     *pnode
+	n        int
+	backends int
 }
 
 // Service returns the state of one service.
@@ -68,6 +69,14 @@ func (s *Snapshot) Len() int {
 	return s.n
 }
 
+// Backends returns the number of backends over all frontends of all services.
+func (s *Snapshot) Backends() int {
+	if s == nil {
+		return 0
+	}
+	return s.backends
+}
+
 // Range calls fn for every service, in an order that is fixed for a given set
 // of keys, until fn returns false.
 func (s *Snapshot) Range(fn func(*ServiceState) bool) {
@@ -77,13 +86,34 @@ func (s *Snapshot) Range(fn func(*ServiceState) bool) {
 	s.root.each(fn)
 }
 
+// With returns a new snapshot that holds st (replacing any state with the
+// same key); s is unchanged. Datapath tests use it to build snapshots by hand.
+func (s *Snapshot) With(st *ServiceState) *Snapshot { return s.with(st.Key(), st) }
+
+// Without returns a new snapshot without key; s is unchanged.
+func (s *Snapshot) Without(key ServiceKey) *Snapshot { return s.with(key, nil) }
+
 // with returns a snapshot with st set (or key removed when st is nil).
 func (s *Snapshot) with(key ServiceKey, st *ServiceState) *Snapshot {
 	var root *pnode
-	var n int
+	var n, backends int
 	if s != nil {
-		root, n = s.root, s.n
+		root, n, backends = s.root, s.n, s.backends
 	}
-	root, delta := root.set(hashKey(key), key, st, 0)
-	return &Snapshot{root: root, n: n + delta}
+	h := hashKey(key)
+	backends -= root.get(h, key, 0).countBackends()
+	backends += st.countBackends()
+	root, delta := root.set(h, key, st, 0)
+	return &Snapshot{root: root, n: n + delta, backends: backends}
+}
+
+func (s *ServiceState) countBackends() int {
+	if s == nil {
+		return 0
+	}
+	n := 0
+	for _, fe := range s.Frontends {
+		n += len(fe.Backends)
+	}
+	return n
 }
