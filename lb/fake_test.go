@@ -13,8 +13,8 @@ type recorder struct {
 	caps    Capabilities
 	syncs   []ChangeSet
 	snaps   []*Snapshot
-	failN   int          // fail this many syncs as a whole
-	failKey ServiceKey   // return ServiceErrors for this key
+	failN   int           // fail this many syncs as a whole
+	failKey ServiceKey    // return ServiceErrors for this key
 	gate    chan struct{} // when set, each Sync waits for a token
 	entered chan struct{} // signalled when Sync starts
 	notify  chan ChangeSet

@@ -24,10 +24,19 @@ type pentry struct {
 }
 
 // pnode is either an inner node (children != nil) or a leaf (entries).
+//
+// edit marks a node as owned by one batch of updates (a "transient", as in
+// Clojure's persistent maps): while a batch holds the token it may mutate
+// the nodes it created itself instead of copying them again. Once the batch
+// ends nobody holds the token any more and the nodes are immutable.
 type pnode struct {
 	children *[pFanout]*pnode
 	entries  []pentry
+	edit     *editToken
 }
+
+// editToken identifies one batch of updates.
+type editToken struct{ _ byte }
 
 func slot(h uint64, depth int) int { return int(h>>(depth*pBits)) & (pFanout - 1) }
 
@@ -49,22 +58,27 @@ func (n *pnode) get(h uint64, k ServiceKey, depth int) *ServiceState {
 
 // set returns a new node with k bound to v (or removed when v is nil) and the
 // change in the number of entries (-1, 0 or +1).
-func (n *pnode) set(h uint64, k ServiceKey, v *ServiceState, depth int) (*pnode, int) {
+func (n *pnode) set(h uint64, k ServiceKey, v *ServiceState, depth int, tok *editToken) (*pnode, int) {
 	if n == nil {
 		if v == nil {
 			return nil, 0
 		}
-		return &pnode{entries: []pentry{{h, k, v}}}, 1
+		return &pnode{entries: []pentry{{h, k, v}}, edit: tok}, 1
 	}
+	owned := tok != nil && n.edit == tok
 	if n.children != nil {
 		i := slot(h, depth)
-		child, delta := n.children[i].set(h, k, v, depth+1)
+		child, delta := n.children[i].set(h, k, v, depth+1, tok)
 		if child == n.children[i] {
+			return n, delta
+		}
+		if owned {
+			n.children[i] = child
 			return n, delta
 		}
 		kids := *n.children
 		kids[i] = child
-		return &pnode{children: &kids}, delta
+		return &pnode{children: &kids, edit: tok}, delta
 	}
 	// Leaf.
 	for i := range n.entries {
@@ -78,27 +92,35 @@ func (n *pnode) set(h uint64, k ServiceKey, v *ServiceState, depth int) (*pnode,
 			es := make([]pentry, 0, len(n.entries)-1)
 			es = append(es, n.entries[:i]...)
 			es = append(es, n.entries[i+1:]...)
-			return &pnode{entries: es}, -1
+			return &pnode{entries: es, edit: tok}, -1
+		}
+		if owned {
+			n.entries[i].val = v
+			return n, 0
 		}
 		es := append([]pentry(nil), n.entries...)
 		es[i].val = v
-		return &pnode{entries: es}, 0
+		return &pnode{entries: es, edit: tok}, 0
 	}
 	if v == nil {
 		return n, 0
 	}
 	if len(n.entries) < pLeafMax || depth >= pMaxDepth {
+		if owned {
+			n.entries = append(n.entries, pentry{h, k, v})
+			return n, 1
+		}
 		es := make([]pentry, len(n.entries), len(n.entries)+1)
 		copy(es, n.entries)
-		return &pnode{entries: append(es, pentry{h, k, v})}, 1
+		return &pnode{entries: append(es, pentry{h, k, v}), edit: tok}, 1
 	}
 	// Split the full leaf into an inner node, then insert.
-	inner := &pnode{children: new([pFanout]*pnode)}
+	inner := &pnode{children: new([pFanout]*pnode), edit: tok}
 	for _, e := range n.entries {
 		i := slot(e.hash, depth)
-		inner.children[i], _ = inner.children[i].set(e.hash, e.key, e.val, depth+1)
+		inner.children[i], _ = inner.children[i].set(e.hash, e.key, e.val, depth+1, tok)
 	}
-	return inner.set(h, k, v, depth)
+	return inner.set(h, k, v, depth, tok)
 }
 
 func (n *pnode) each(fn func(*ServiceState) bool) bool {

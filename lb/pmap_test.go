@@ -62,3 +62,46 @@ func TestSnapshotMatchesMapModel(t *testing.T) {
 		t.Fatal("nil snapshot has a service")
 	}
 }
+
+// TestSnapshotBuilderLeavesOldSnapshotsAlone applies batches through the
+// mutating builder and checks every earlier snapshot is unchanged.
+func TestSnapshotBuilderLeavesOldSnapshotsAlone(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var snap *Snapshot
+	model := map[ServiceKey]*ServiceState{}
+	var snaps []*Snapshot
+	var models []map[ServiceKey]*ServiceState
+	for range 40 {
+		b := snap.builder()
+		for range 1 + rng.IntN(300) {
+			key := ServiceKey(fmt.Sprint("svc-", rng.IntN(2000)))
+			if rng.IntN(4) == 0 {
+				b.set(key, nil)
+				delete(model, key)
+			} else {
+				st := &ServiceState{Service: &Service{Key: key}, Frontends: make([]FrontendState, 1)}
+				st.Frontends[0].Backends = make([]Backend, rng.IntN(4))
+				b.set(key, st)
+				model[key] = st
+			}
+		}
+		snap = b.snapshot()
+		cp := make(map[ServiceKey]*ServiceState, len(model))
+		for k, v := range model {
+			cp[k] = v
+		}
+		snaps, models = append(snaps, snap), append(models, cp)
+	}
+	for i, s := range snaps {
+		backends := 0
+		for k, v := range models[i] {
+			if got, ok := s.Service(k); !ok || got != v {
+				t.Fatalf("snapshot %d changed after later batches: %s", i, k)
+			}
+			backends += len(v.Frontends[0].Backends)
+		}
+		if s.Len() != len(models[i]) || s.Backends() != backends {
+			t.Fatalf("snapshot %d: len %d backends %d, want %d %d", i, s.Len(), s.Backends(), len(models[i]), backends)
+		}
+	}
+}

@@ -21,22 +21,27 @@ func Select(svc *Service, eps []Endpoint, nodeName string) *ServiceState {
 		Frontends: make([]FrontendState, len(svc.Frontends)),
 		Endpoints: eps,
 	}
-	type group struct {
-		v6, local bool
-	}
-	cache := make(map[group][]Backend, 2)
+	// Frontends of the same family and policy share one result: index
+	// v6*2 + local.
+	var cache [4][]Backend
+	var done [4]bool
 	for i, fe := range svc.Frontends {
 		policy := svc.InternalPolicy
 		if fe.Kind.External() {
 			policy = svc.ExternalPolicy
 		}
-		g := group{v6: fe.Addr.Is6(), local: policy == PolicyLocal}
-		bs, ok := cache[g]
-		if !ok {
-			bs = selectBackends(eps, g.v6, g.local, nodeName)
-			cache[g] = bs
+		v6, local := fe.Addr.Is6(), policy == PolicyLocal
+		g := 0
+		if v6 {
+			g += 2
 		}
-		st.Frontends[i] = FrontendState{Frontend: fe, Backends: bs}
+		if local {
+			g++
+		}
+		if !done[g] {
+			cache[g], done[g] = selectBackends(eps, v6, local, nodeName), true
+		}
+		st.Frontends[i] = FrontendState{Frontend: fe, Backends: cache[g]}
 	}
 	return st
 }
@@ -45,7 +50,8 @@ func selectBackends(eps []Endpoint, v6, local bool, nodeName string) []Backend {
 	usable := func(ep Endpoint) bool {
 		return ep.Addr.Addr().Is6() == v6 && (!local || ep.NodeName == nodeName)
 	}
-	var ready, terminating []Backend
+	ready := make([]Backend, 0, len(eps))
+	var terminating []Backend
 	for _, ep := range eps {
 		if !usable(ep) {
 			continue

@@ -103,8 +103,40 @@ func (s *Snapshot) with(key ServiceKey, st *ServiceState) *Snapshot {
 	h := hashKey(key)
 	backends -= root.get(h, key, 0).countBackends()
 	backends += st.countBackends()
-	root, delta := root.set(h, key, st, 0)
+	root, delta := root.set(h, key, st, 0, nil)
 	return &Snapshot{root: root, n: n + delta, backends: backends}
+}
+
+// snapshotBuilder applies many updates to a snapshot, mutating the nodes it
+// created itself instead of copying them for every update. The snapshot it
+// started from is never modified.
+type snapshotBuilder struct {
+	root     *pnode
+	n        int
+	backends int
+	tok      *editToken
+}
+
+func (s *Snapshot) builder() *snapshotBuilder {
+	b := &snapshotBuilder{tok: new(editToken)}
+	if s != nil {
+		b.root, b.n, b.backends = s.root, s.n, s.backends
+	}
+	return b
+}
+
+func (b *snapshotBuilder) set(key ServiceKey, st *ServiceState) {
+	h := hashKey(key)
+	b.backends += st.countBackends() - b.root.get(h, key, 0).countBackends()
+	var delta int
+	b.root, delta = b.root.set(h, key, st, 0, b.tok)
+	b.n += delta
+}
+
+// snapshot ends the batch: the result is immutable.
+func (b *snapshotBuilder) snapshot() *Snapshot {
+	b.tok = nil
+	return &Snapshot{root: b.root, n: b.n, backends: b.backends}
 }
 
 func (s *ServiceState) countBackends() int {

@@ -102,14 +102,12 @@ func (e *Engine) syncOnce(ctx context.Context, retryNow bool) error {
 	}
 	taken := e.tracker.take()
 	cs := ChangeSet{Full: full, Changed: make(map[ServiceKey]struct{}, len(taken))}
-	snap := e.desired
+	b := e.desired.builder()
 	for key := range taken {
 		cs.Changed[key] = struct{}{}
-		snap = snap.with(key, e.tracker.state(key, e.cfg.NodeName))
+		b.set(key, e.tracker.state(key, e.cfg.NodeName))
 	}
-	if snap == nil {
-		snap = &Snapshot{}
-	}
+	snap := b.snapshot()
 	e.desired = snap
 	e.lastStart = start
 	adopt := !e.adopted

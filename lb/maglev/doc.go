@@ -48,10 +48,15 @@
 //
 // # Cost
 //
-// Turn selection costs O(log n) per slot (a binary heap), and claiming slots
-// costs O(M log M) probes in expectation (the last free slots take longest to
-// hit, as in coupon collecting). The preference lists are never materialized:
-// each backend keeps only its current position and skip, so memory is O(M + n).
+// Backends of equal weight always have equal virtual times in a round, so
+// they are kept together and take their turns round robin; only the groups of
+// distinct weights sit in a binary heap, so picking a turn costs O(log g) for
+// g distinct weights (nothing at all with equal weights). Claiming slots
+// costs O(M log M) probes in expectation, about ln M probes per slot once
+// there are more than a few backends, because the last free slots take
+// longest to hit (as in coupon collecting). The preference lists are never
+// materialized: each backend keeps only its current position and stride, so
+// memory is O(M + n).
 //
 // The table is a flat []int32 of backend indices (Slots), ready to be copied
 // into a BPF array map by the eBPF datapath, while the userspace proxy calls

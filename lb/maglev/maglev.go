@@ -7,10 +7,10 @@ import (
 	"strings"
 )
 
-// DefaultSize is the default table size M, a prime. The paper advises M well
-// above 100 times the number of backends for shares within about 1%; with
-// weights the share error is about one slot whatever M is, so M mostly bounds
-// the weight resolution and the number of backends.
+// DefaultSize is the default table size M, a prime. A backend's share is off
+// by about one slot, i.e. by n/M relative to an even split over n backends,
+// so M of at least 100 times the number of backends (as the Maglev paper
+// advises) keeps shares within 1%.
 const DefaultSize = 16381
 
 // MaxSize is the largest table size New accepts.

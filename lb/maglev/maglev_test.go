@@ -343,3 +343,69 @@ func TestSlotsReturnsCopy(t *testing.T) {
 		t.Error("changing the slice from Slots changed the table")
 	}
 }
+
+// referenceSlots builds a table the slow, obvious way: for every slot, scan
+// all backends (in Name order) for the earliest virtual time
+// (claimed+1)/weight, lowest index on ties, and let it claim the next free
+// slot of its preference list. populate must agree with it exactly.
+func referenceSlots(bs []Backend, m uint64) []string {
+	sorted := slices.Clone(bs)
+	slices.SortFunc(sorted, func(a, b Backend) int { return strings.Compare(a.Name, b.Name) })
+	n := len(sorted)
+	next := make([]uint64, n) // steps taken along each preference list
+	claimed := make([]uint64, n)
+	owner := make([]string, m)
+	for range m {
+		best := 0
+		for i := 1; i < n; i++ {
+			wi, wb := uint64(max(sorted[i].Weight, 1)), uint64(max(sorted[best].Weight, 1))
+			if (claimed[i]+1)*wb < (claimed[best]+1)*wi {
+				best = i
+			}
+		}
+		off, skip := permutation(sorted[best].Name, m)
+		for {
+			s := (off + next[best]*skip) % m
+			next[best]++
+			if owner[s] == "" {
+				owner[s] = sorted[best].Name
+				break
+			}
+		}
+		claimed[best]++
+	}
+	return owner
+}
+
+func TestPopulateMatchesReference(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		weights []uint32
+		m       uint64
+	}{
+		{"equal", []uint32{1, 1, 1, 1, 1}, 1009},
+		{"ties across groups", []uint32{2, 4, 2, 4, 1, 8, 0}, 1009},
+		{"coprime weights", []uint32{3, 5, 7, 11, 13}, 2003},
+		{"skewed", []uint32{1, 1000, 1, 999, 500}, 2003},
+		{"pseudo-random", func() []uint32 {
+			w := make([]uint32, 40)
+			x := uint32(12345)
+			for i := range w {
+				x = x*1103515245 + 12345
+				w[i] = x >> 28 // 0..15
+			}
+			return w
+		}(), 4001},
+		{"m equals n", []uint32{1, 2, 3, 4, 5, 6, 7}, 7},
+	} {
+		bs := backendSet(60, len(tc.weights))
+		for i, w := range tc.weights {
+			bs[i].Weight = w
+		}
+		slices.Reverse(bs) // callers' order must not matter
+		got := slotNames(mustNew(t, bs, tc.m), bs)
+		if want := referenceSlots(bs, tc.m); !slices.Equal(got, want) {
+			t.Errorf("%s: table differs from the reference construction", tc.name)
+		}
+	}
+}
