@@ -37,7 +37,8 @@ type Config struct {
 }
 
 // Hooks let a caller record metrics without the engine importing a metrics
-// library. They are called synchronously and must be quick.
+// library. They are called synchronously, some with the engine's lock held:
+// they must be quick and must not call back into the engine.
 type Hooks struct {
 	// ChangeQueued is called for every accepted change, with the number of
 	// services that have pending changes of that kind afterwards.

@@ -170,9 +170,14 @@ func (e *Engine) finish(snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pend
 		Start: start, Duration: end.Sub(start), Err: err, Services: snap.Len(),
 	}
 	res.PendingServices, res.PendingEndpoints = e.tracker.Pending()
+	res.Backends = snap.Backends()
+	if h := e.cfg.Hooks.SyncDone; h != nil {
+		// Under the lock, so that pending counts cannot be overtaken by a
+		// ChangeQueued hook of a change accepted meanwhile.
+		h(res)
+	}
 	e.mu.Unlock()
 
-	res.Backends = snap.Backends()
 	fields := []zap.Field{
 		zap.Bool("full", cs.Full), zap.Int("servicesChanged", len(cs.Changed)),
 		zap.Int("services", res.Services), zap.Duration("duration", res.Duration),
@@ -181,8 +186,5 @@ func (e *Engine) finish(snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pend
 		e.log.Error("sync failed", append(fields, zap.Error(err))...)
 	} else {
 		e.log.Info("synced", fields...)
-	}
-	if h := e.cfg.Hooks.SyncDone; h != nil {
-		h(res)
 	}
 }
