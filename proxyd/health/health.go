@@ -1,0 +1,151 @@
+// Package health serves proxyd's /healthz and /livez endpoints.
+//
+// /healthz follows kube-proxy's rule: the proxy is healthy unless a change
+// has been queued for longer than twice the sync period without being
+// programmed. Load balancers and node health checks probe it, so it always
+// answers with a JSON body that says why (fields named as in kube-proxy's
+// body where they mean the same). /livez only says that the process serves
+// HTTP.
+package health
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/lbkit/lbkit/lb"
+)
+
+// Values of the "status" field.
+const (
+	StatusOK        = "ok"
+	StatusUnhealthy = "unhealthy"
+)
+
+// Checker answers health probes from the engine's status. It is safe for
+// concurrent use.
+type Checker struct {
+	status     func() lb.Status
+	syncPeriod time.Duration
+	limit      time.Duration // 2 × syncPeriod
+	nodeName   string
+	now        func() time.Time
+}
+
+// New returns a checker that reads the engine's state through status
+// (usually (*lb.Engine).Status) and reports unhealthy once the oldest
+// pending change is 2×syncPeriod old. A syncPeriod of zero or less means
+// lb.DefaultSyncPeriod, as in lb.Config; now may be nil for time.Now.
+// New panics if status is nil, which is a programming error.
+func New(status func() lb.Status, syncPeriod time.Duration, nodeName string, now func() time.Time) *Checker {
+	if status == nil {
+		panic("health.New: status func is nil")
+	}
+	if syncPeriod <= 0 {
+		syncPeriod = lb.DefaultSyncPeriod
+	}
+	if now == nil {
+		now = time.Now
+	}
+	return &Checker{status: status, syncPeriod: syncPeriod, limit: 2 * syncPeriod, nodeName: nodeName, now: now}
+}
+
+// Report is the JSON body of /healthz.
+type Report struct {
+	// Status is StatusOK or StatusUnhealthy.
+	Status string `json:"status"`
+	// Reason says in words why the proxy is (un)healthy.
+	Reason string `json:"reason"`
+	// LastUpdated is when the last sync that programmed the datapath
+	// ended (RFC 3339); empty before the first one.
+	LastUpdated string `json:"lastUpdated,omitempty"`
+	// CurrentTime is the time of the check (RFC 3339).
+	CurrentTime string `json:"currentTime"`
+	// OldestPendingChange is when the oldest change not yet programmed was
+	// first seen (RFC 3339); empty when nothing is pending.
+	OldestPendingChange string `json:"oldestPendingChange,omitempty"`
+	// NodeName is the node this proxy serves.
+	NodeName string `json:"nodeName"`
+	// NodeHealthy is true when the proxy on this node is healthy; it is
+	// what a node health check should act on.
+	NodeHealthy bool `json:"nodeHealthy"`
+	// Services is the number of services the engine knows.
+	Services int `json:"services"`
+	// LastError is the error of the last sync, if it failed.
+	LastError string `json:"lastError,omitempty"`
+}
+
+// Check evaluates the engine's status now.
+func (c *Checker) Check() Report {
+	st := c.status()
+	now := c.now()
+	r := Report{
+		Status:      StatusOK,
+		CurrentTime: formatTime(now),
+		NodeName:    c.nodeName,
+		NodeHealthy: true,
+		Services:    st.Services,
+	}
+	if !st.LastSync.IsZero() {
+		r.LastUpdated = formatTime(st.LastSync)
+	}
+	if st.LastError != nil {
+		r.LastError = st.LastError.Error()
+	}
+	switch {
+	case !st.OldestPending.IsZero():
+		r.OldestPendingChange = formatTime(st.OldestPending)
+		waited := max(now.Sub(st.OldestPending), 0).Round(time.Millisecond)
+		if waited >= c.limit {
+			r.Status, r.NodeHealthy = StatusUnhealthy, false
+			r.Reason = fmt.Sprintf("oldest pending change has waited %s, longer than the %s limit (2×syncPeriod %s)", waited, c.limit, c.syncPeriod)
+		} else {
+			r.Reason = fmt.Sprintf("oldest pending change has waited %s, within the %s limit (2×syncPeriod %s)", waited, c.limit, c.syncPeriod)
+		}
+	case st.LastSync.IsZero():
+		r.Reason = "no sync yet and no change pending"
+	default:
+		r.Reason = "every change is programmed"
+	}
+	return r
+}
+
+// Healthz answers 200 when the proxy is healthy and 503 when a change has
+// waited 2×syncPeriod or longer, with a Report as JSON body either way.
+func (c *Checker) Healthz(w http.ResponseWriter, _ *http.Request) {
+	r := c.Check()
+	code := http.StatusOK
+	if r.Status != StatusOK {
+		code = http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, r)
+}
+
+// Livez answers 200 {"status":"ok"} for as long as the process serves HTTP.
+func (c *Checker) Livez(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, struct {
+		Status string `json:"status"`
+	}{StatusOK})
+}
+
+// Handler returns a mux serving Healthz at /healthz and Livez at /livez.
+func (c *Checker) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/healthz", c.Healthz)
+	mux.HandleFunc("/livez", c.Livez)
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, code int, body any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	// Encoding a struct of strings, bools and ints cannot fail; a write
+	// error means the client went away.
+	_ = json.NewEncoder(w).Encode(body)
+}
+
+func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
