@@ -3,6 +3,7 @@ package lb
 import (
 	"context"
 	"slices"
+	"time"
 )
 
 // A Datapath realizes the desired state in one kind of dataplane.
@@ -71,9 +72,24 @@ func (c Capabilities) SupportsProtocol(p Protocol) bool { return slices.Contains
 func (c Capabilities) SupportsKind(k FrontendKind) bool { return slices.Contains(c.FrontendKinds, k) }
 
 // Inspector is implemented by datapaths that can read back from the kernel
-// (or their own live state) how a frontend is realized.
+// (or, for the userspace proxy, from its live state) how a frontend is
+// realized. proxyd explain, adoption and drift checks use it.
 type Inspector interface {
-	Inspect(ctx context.Context, fe FrontendID) (*FrontendState, error)
+	Inspect(ctx context.Context, fe FrontendID) (*Inspection, error)
+}
+
+// Inspection is how a datapath realizes one frontend right now.
+type Inspection struct {
+	Datapath  string     `json:"datapath"`
+	Service   ServiceKey `json:"service"`
+	Frontend  Frontend   `json:"frontend"`
+	Scheduler Scheduler  `json:"scheduler"`
+	// AffinityTimeout is the ClientIP affinity timeout; zero for none.
+	AffinityTimeout time.Duration `json:"affinityTimeout"`
+	Backends        []Backend     `json:"backends"`
+	// Details are datapath-specific facts for humans (chains, map entries,
+	// IPVS flags), one per line.
+	Details []string `json:"details,omitempty"`
 }
 
 // Adopter is implemented by datapaths that can take over state a previous

@@ -321,14 +321,24 @@ func (d *Datapath) open(p *pool) (frontend, error) {
 
 // Inspect returns the frontend as it is being served: its kind and the
 // backends new connections are balanced over.
-func (d *Datapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.FrontendState, error) {
+func (d *Datapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.Inspection, error) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	key, ok := d.frontends[id]
 	if !ok {
 		return nil, fmt.Errorf("userspace: frontend %s is not served", id)
 	}
-	return d.services[key].frontends[id].currentPool().state(), nil
+	svc := d.services[key]
+	st := svc.frontends[id].currentPool().state()
+	in := &lb.Inspection{Datapath: name, Service: key, Frontend: st.Frontend, Backends: st.Backends}
+	if svc.spec != nil {
+		in.Scheduler = svc.spec.EffectiveScheduler()
+		in.AffinityTimeout = svc.spec.AffinityTimeout()
+	}
+	for _, b := range st.Backends {
+		in.Details = append(in.Details, fmt.Sprintf("backend %s: %d active connections/flows", b.Addr, svc.activeCount(b.Addr)))
+	}
+	return in, nil
 }
 
 // Cleanup closes every listener, connection and flow, and waits (within ctx)

@@ -15,7 +15,9 @@ type service struct {
 	key lb.ServiceKey
 	// applied is the state last applied without any error; a full Sync
 	// skips the service while the snapshot still holds this very pointer.
-	applied   *lb.ServiceState
+	applied *lb.ServiceState
+	// spec is the service definition last configured, for Inspect.
+	spec      *lb.Service
 	frontends map[lb.FrontendID]frontend
 	stats     map[netip.AddrPort]*backendStats
 	aff       *affinity
@@ -32,6 +34,7 @@ func newService(key lb.ServiceKey) *service {
 // configure prepares the affinity table for st: kept while the timeout is
 // unchanged, replaced when it changes, dropped when affinity is off.
 func (s *service) configure(st *lb.ServiceState, env *proxyEnv) {
+	s.spec = st.Service
 	switch timeout := st.AffinityTimeout(); {
 	case timeout == 0:
 		s.aff = nil
@@ -175,4 +178,12 @@ func (p *pool) active() []int64 {
 		a[i] = b.stats.active.Load()
 	}
 	return a
+}
+
+// activeCount returns the live connections and flows to addr.
+func (s *service) activeCount(addr netip.AddrPort) int64 {
+	if c := s.stats[addr]; c != nil {
+		return c.active.Load()
+	}
+	return 0
 }

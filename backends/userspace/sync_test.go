@@ -241,6 +241,9 @@ func TestInspectReportsKindAndBackends(t *testing.T) {
 	if st.Frontend != fe || len(st.Backends) != 2 || st.Backends[0] != bs[0] || st.Backends[1] != bs[1] {
 		t.Fatalf("Inspect = %+v, want %s with %+v", st, fe, bs)
 	}
+	if st.Scheduler != lb.WRR || st.Service != "web" || st.Datapath != "userspace" || len(st.Details) != 2 {
+		t.Fatalf("Inspect = %+v, want scheduler wrr of service web with a detail per backend", st)
+	}
 	if _, err := d.Inspect(t.Context(), loopFrontend(t, lb.UDP).ID()); err == nil {
 		t.Fatal("Inspect of an unknown frontend succeeded")
 	}
