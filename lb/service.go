@@ -281,3 +281,44 @@ func (e Endpoint) EffectiveWeight() uint32 {
 func ReadyEndpoint(addr netip.AddrPort) Endpoint {
 	return Endpoint{Addr: addr, Ready: true, Serving: true}
 }
+
+// ParseFrontendID parses "IP:PORT[/PROTO]" ("198.18.100.1:80/tcp",
+// "[2001:2::1]:53/udp"); the protocol defaults to tcp.
+func ParseFrontendID(s string) (FrontendID, error) {
+	addr, proto, hasProto := strings.Cut(s, "/")
+	p := TCP
+	if hasProto {
+		var err error
+		if p, err = ParseProtocol(proto); err != nil {
+			return FrontendID{}, fmt.Errorf("frontend %q: %w", s, err)
+		}
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return FrontendID{}, fmt.Errorf("frontend %q: want IP:PORT[/tcp|udp|sctp]: %w", s, err)
+	}
+	if ap.Port() == 0 {
+		return FrontendID{}, fmt.Errorf("frontend %q: port 0", s)
+	}
+	return FrontendID{Addr: ap.Addr().Unmap(), Port: ap.Port(), Protocol: p}, nil
+}
+
+// MarshalText encodes the protocol by name, for JSON and YAML.
+func (p Protocol) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
+// UnmarshalText accepts what MarshalText produces.
+func (p *Protocol) UnmarshalText(b []byte) error {
+	v, err := ParseProtocol(string(b))
+	*p = v
+	return err
+}
+
+// MarshalText encodes the kind by name, for JSON and YAML.
+func (k FrontendKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText accepts what MarshalText produces.
+func (k *FrontendKind) UnmarshalText(b []byte) error {
+	v, err := ParseFrontendKind(string(b))
+	*k = v
+	return err
+}

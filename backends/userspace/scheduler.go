@@ -207,8 +207,11 @@ const (
 )
 
 // flowHash is FNV-1a 64 over the client IP's bytes (4 for IPv4, 16 for IPv6)
-// followed, when withPort, by the port in network byte order. It is fixed and
-// process independent, so sh and maglev choices survive restarts.
+// followed, when withPort, by the port in network byte order, then mixed
+// with splitmix64's finalizer: FNV alone maps sequential ports to correlated
+// table slots, which skews the spread of a client's consecutive connections.
+// It is fixed and process independent, so sh and maglev choices survive
+// restarts.
 func flowHash(client netip.AddrPort, withPort bool) uint64 {
 	h := uint64(fnvOffset64)
 	add := func(c byte) {
@@ -231,5 +234,13 @@ func flowHash(client netip.AddrPort, withPort bool) uint64 {
 		add(byte(client.Port() >> 8))
 		add(byte(client.Port()))
 	}
-	return h
+	return mix64(h)
+}
+
+// mix64 is splitmix64's finalizer: a bijection that spreads every input bit
+// over the whole output.
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
 }
