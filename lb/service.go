@@ -103,10 +103,10 @@ func (k FrontendKind) External() bool { return k != ClusterIP }
 type Frontend struct {
 	// Addr is the virtual IP. For a NodePort frontend an unspecified address
 	// (0.0.0.0 or ::) means every node address the datapath serves.
-	Addr     netip.Addr
-	Port     uint16
-	Protocol Protocol
-	Kind     FrontendKind
+	Addr     netip.Addr   `json:"ip"`
+	Port     uint16       `json:"port"`
+	Protocol Protocol     `json:"protocol"`
+	Kind     FrontendKind `json:"kind"`
 }
 
 // String formats the frontend as "ADDR:PORT/proto".

@@ -7,13 +7,13 @@ import (
 
 // Backend is one endpoint chosen for a frontend, as a datapath must program it.
 type Backend struct {
-	Addr   netip.AddrPort
-	Weight uint32
+	Addr   netip.AddrPort `json:"addr"`
+	Weight uint32         `json:"weight"`
 	// Terminating is set when the backend is only used because no endpoint
 	// is ready (kube-proxy's terminating fallback).
-	Terminating bool
-	NodeName    string
-	Zone        string
+	Terminating bool   `json:"terminating,omitempty"`
+	NodeName    string `json:"nodeName,omitempty"`
+	Zone        string `json:"zone,omitempty"`
 }
 
 // FrontendState is a frontend with the exact backends it balances over, in a

@@ -85,3 +85,25 @@ func TestValidateEndpoints(t *testing.T) {
 		t.Fatalf("family cannot be checked without a service: %v", err)
 	}
 }
+
+func TestParseFrontendID(t *testing.T) {
+	good := map[string]FrontendID{
+		"198.18.100.1:80":      {netip.MustParseAddr("198.18.100.1"), 80, TCP},
+		"198.18.100.1:53/UDP":  {netip.MustParseAddr("198.18.100.1"), 53, UDP},
+		"[2001:2::1]:443/sctp": {netip.MustParseAddr("2001:2::1"), 443, SCTP},
+	}
+	for in, want := range good {
+		got, err := ParseFrontendID(in)
+		if err != nil || got != want {
+			t.Fatalf("ParseFrontendID(%q) = %v, %v; want %v", in, got, err, want)
+		}
+		if in == "198.18.100.1:53/UDP" && got.String() != "198.18.100.1:53/udp" {
+			t.Fatalf("String() = %q", got.String())
+		}
+	}
+	for _, bad := range []string{"", "198.18.100.1", "198.18.100.1:0", "198.18.100.1:80/icmp", "host:80"} {
+		if _, err := ParseFrontendID(bad); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Fatalf("ParseFrontendID(%q) error %v, want one naming the input", bad, err)
+		}
+	}
+}

@@ -1,0 +1,31 @@
+package config
+
+// ignoredFields are the KubeProxyConfiguration v1alpha1 fields (current and
+// removed ones an old file may still carry) that lbkit does not implement.
+// They load with a warning, so an operator's kube-proxy file works as it is;
+// the value is a hint for the warning, empty when there is none. The contents
+// of an ignored field are not looked at.
+func ignoredFields() map[string]string {
+	return map[string]string{
+		"featureGates":                "",
+		"clientConnection":            "lbkit.kubeconfig or --kubeconfig names the kubeconfig",
+		"logging":                     "lbkit.logFormat, lbkit.verbosity and -v set logging",
+		"bindAddressHardFail":         "",
+		"enableProfiling":             "",
+		"showHiddenMetricsForVersion": "",
+		"winkernel":                   "",
+		"windowsRunAsService":         "",
+		"detectLocalMode":             "",
+		"detectLocal":                 "",
+		"configSyncPeriod":            "",
+		"portRange":                   "",
+		"oomScoreAdj":                 "",
+		"udpIdleTimeout":              "lbkit.userspace.udpIdleTimeout sets the userspace UDP idle timeout",
+		"resourceContainer":           "",
+		"iptables.snatNodeInternalIP": "",
+		"conntrack.max":               "",
+		"conntrack.tcpBeLiberal":      "",
+		"conntrack.udpTimeout":        "",
+		"conntrack.udpStreamTimeout":  "",
+	}
+}

@@ -1,0 +1,165 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// ParseError is a problem in a config file that keeps it from loading.
+type ParseError struct {
+	File  string
+	Line  int    // 0 when the problem has no line
+	Field string // field path, e.g. "iptables.syncPeriod"; "" if none
+	// Msg is the message after the location, e.g.
+	// `unknown field "iptables.masqueradeBits"`.
+	Msg string
+}
+
+// Error formats the problem as "FILE:LINE: MSG".
+func (e *ParseError) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return e.File + ": " + e.Msg
+}
+
+// Parse reads a KubeProxyConfiguration (YAML or JSON) over Default(): a field
+// the file leaves out, or sets to null, keeps its default. As in kube-proxy,
+// the zero values a generated file carries (syncPeriod: 0s, bindAddress: "",
+// healthzBindAddress: "", ipvs.scheduler: "" ...) also mean the default, and
+// a bare IP in metricsBindAddress or healthzBindAddress gets the default
+// port. An empty file is Default().
+//
+// filename is only used in messages. Unknown fields, wrong types, malformed
+// values and a wrong apiVersion or kind are errors naming the file, line and
+// field (all of them are reported, joined); fields kube-proxy has but lbkit
+// ignores come back as warnings. Parse checks syntax and types; Validate
+// checks the values.
+func Parse(data []byte, filename string) (*Config, []string, error) {
+	c := Default()
+	c.origin = &origin{file: filename}
+	root, err := readDocument(data, filename)
+	if err != nil {
+		return nil, nil, err
+	}
+	if root == nil {
+		return c, nil, nil
+	}
+	if err := checkTypeMeta(root, filename); err != nil {
+		return nil, nil, err
+	}
+	// As in kube-proxy, the server addresses default from bindAddress's
+	// family unless the file sets them.
+	c.HealthzBindAddress, c.MetricsBindAddress = "", ""
+	d := &decoder{file: filename, origin: c.origin, ignored: ignoredFields()}
+	d.mapping(root, "", reflect.ValueOf(c).Elem())
+	if len(d.errs) > 0 {
+		return nil, d.warnings, errors.Join(d.errs...)
+	}
+	c.applyKubeProxyDefaults()
+	return c, d.warnings, nil
+}
+
+// readDocument returns the top-level node of the one document in data, nil
+// for an empty or null document.
+func readDocument(data []byte, file string) (*yaml.Node, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, nil
+		}
+		return nil, syntaxError(file, err)
+	}
+	for {
+		var extra yaml.Node
+		err := dec.Decode(&extra)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, syntaxError(file, err)
+		}
+		if n := docContent(&extra); n != nil {
+			return nil, &ParseError{File: file, Line: n.Line,
+				Msg: "a second YAML document; the file must hold one KubeProxyConfiguration"}
+		}
+	}
+	root := docContent(&doc)
+	if root == nil {
+		return nil, nil
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil, &ParseError{File: file, Line: root.Line,
+			Msg: "expected a KubeProxyConfiguration mapping, got " + describe(root)}
+	}
+	return root, nil
+}
+
+// docContent returns a document's content, nil when there is none or it is
+// null.
+func docContent(doc *yaml.Node) *yaml.Node {
+	if len(doc.Content) == 0 {
+		return nil
+	}
+	n := resolve(doc.Content[0])
+	if isNull(n) {
+		return nil
+	}
+	return n
+}
+
+// syntaxError turns a yaml package error into a ParseError with its line.
+func syntaxError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		num, text, found := strings.Cut(rest, ": ")
+		if line, convErr := strconv.Atoi(num); found && convErr == nil {
+			return &ParseError{File: file, Line: line, Msg: "invalid YAML: " + text}
+		}
+	}
+	return &ParseError{File: file, Msg: "invalid YAML: " + msg}
+}
+
+// checkTypeMeta rejects a document that is not a KubeProxyConfiguration
+// v1alpha1 before its fields are looked at, so that a wrong file gets one
+// clear error rather than a list of unknown fields.
+func checkTypeMeta(root *yaml.Node, file string) error {
+	var errs []error
+	for _, want := range []struct{ key, value string }{{"apiVersion", APIVersion}, {"kind", Kind}} {
+		n := lookup(root, want.key)
+		got := ""
+		if n != nil {
+			got = describe(n)
+			if n.Kind == yaml.ScalarNode {
+				got = strconv.Quote(n.Value)
+			}
+		}
+		switch {
+		case n == nil || isNull(n):
+			errs = append(errs, &ParseError{File: file, Line: root.Line, Field: want.key,
+				Msg: fmt.Sprintf("missing %s: want %q", want.key, want.value)})
+		case n.Kind != yaml.ScalarNode || n.Value != want.value:
+			errs = append(errs, &ParseError{File: file, Line: n.Line, Field: want.key,
+				Msg: fmt.Sprintf("%s: got %s, want %q", want.key, got, want.value)})
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// lookup returns the value of key in mapping m, or nil.
+func lookup(m *yaml.Node, key string) *yaml.Node {
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if k := resolve(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return resolve(m.Content[i+1])
+		}
+	}
+	return nil
+}

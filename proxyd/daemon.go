@@ -1,0 +1,252 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/proxyd/config"
+	"github.com/lbkit/lbkit/proxyd/health"
+	"github.com/lbkit/lbkit/proxyd/metrics"
+	"github.com/lbkit/lbkit/sources/file"
+)
+
+// shutdownTimeout bounds how long the HTTP servers get to finish on exit.
+const shutdownTimeout = 5 * time.Second
+
+// daemonCommand parses flags and config, then runs the daemon, --cleanup or
+// --write-config-to. It returns the exit code.
+func daemonCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxyd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	flags := config.NewFlags(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: proxyd [flags]            run the daemon")
+		fmt.Fprintln(stderr, "       proxyd explain IP:PORT[/PROTO] [-o json]")
+		fmt.Fprintln(stderr, "       proxyd version")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "proxyd: unexpected argument %q (subcommands: explain, version)\n", fs.Arg(0))
+		return 2
+	}
+	cfg, warnings, err := flags.Resolve(fs)
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd:", err)
+		return 1
+	}
+	if flags.WriteConfigTo != "" {
+		if err := writeConfig(cfg, flags.WriteConfigTo, stdout); err != nil {
+			fmt.Fprintln(stderr, "proxyd:", err)
+			return 1
+		}
+		return 0
+	}
+	log, err := newLogger(cfg.Lbkit.LogFormat, cfg.Lbkit.Verbosity, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd:", err)
+		return 1
+	}
+	defer func() { _ = log.Sync() }()
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	if flags.Cleanup {
+		modeGiven := false
+		fs.Visit(func(f *flag.Flag) { modeGiven = modeGiven || f.Name == "mode" })
+		if err := cleanupAll(ctx, cfg, modeGiven || flags.ConfigFile != "" && cfg.Mode != "", log); err != nil {
+			log.Error("cleanup failed", zap.Error(err))
+			return 1
+		}
+		return 0
+	}
+	if err := runDaemon(ctx, cfg, log); err != nil {
+		log.Error("proxyd failed", zap.Error(err))
+		return 1
+	}
+	return 0
+}
+
+// writeConfig writes the effective configuration to path ("-" = stdout).
+func writeConfig(cfg *config.Config, path string, stdout io.Writer) error {
+	data, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	if path == "-" {
+		_, err = stdout.Write(data)
+		return err
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("--write-config-to: %w", err)
+	}
+	return nil
+}
+
+// nodeName is hostnameOverride, else the lower-cased hostname.
+func nodeName(cfg *config.Config) string {
+	if cfg.HostnameOverride != "" {
+		return strings.ToLower(strings.TrimSpace(cfg.HostnameOverride))
+	}
+	h, err := os.Hostname()
+	if err != nil {
+		return ""
+	}
+	return strings.ToLower(h)
+}
+
+// runDaemon runs until ctx is done. On the way out it leaves a kernel
+// datapath programmed, as kube-proxy does, so traffic keeps flowing while
+// proxyd restarts; the next start adopts what it finds.
+func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
+	mode := cfg.EffectiveMode()
+	dp, err := newDatapath(cfg, log)
+	if err != nil {
+		return err
+	}
+	node := nodeName(cfg)
+	syncPeriod, minSyncPeriod := cfg.SyncPeriods()
+	m := metrics.New(dp.Name())
+	eng, err := lb.NewEngine(dp, lb.Config{
+		NodeName: node, SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
+		Logger: log.Named("engine").With(zap.String("mode", mode)), Hooks: m.Hooks(),
+	})
+	if err != nil {
+		return err
+	}
+	src, err := newSource(cfg, eng, m, log)
+	if err != nil {
+		return err
+	}
+	applyConntrack(cfg, log)
+
+	// Bind the HTTP servers before anything runs: a port in use is fatal.
+	hc := health.New(eng.Status, syncPeriod, node, nil)
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler())
+	mux.Handle(explainPath, explainHandler(dp))
+	handlers := map[string]http.Handler{cfg.MetricsBindAddress: mux, cfg.HealthzBindAddress: hc.Handler()}
+	if cfg.MetricsBindAddress == cfg.HealthzBindAddress {
+		mux.Handle("/healthz", hc.Handler())
+		mux.Handle("/livez", hc.Handler())
+		handlers = map[string]http.Handler{cfg.MetricsBindAddress: mux}
+	}
+	servers, err := listenAll(handlers)
+	if err != nil {
+		return err
+	}
+	if err := src.Load(); err != nil {
+		closeAll(servers)
+		return err
+	}
+	log.Info("proxyd started",
+		zap.String("version", versionString()), zap.String("mode", mode), zap.String("node", node),
+		zap.String("services", cfg.Lbkit.Services), zap.String("metrics", cfg.MetricsBindAddress),
+		zap.String("healthz", cfg.HealthzBindAddress), zap.Duration("syncPeriod", syncPeriod),
+		zap.Duration("minSyncPeriod", minSyncPeriod))
+
+	done := make(chan error, 2+len(servers))
+	go func() { done <- eng.Run(ctx) }()
+	go func() { done <- src.Run(ctx) }()
+	for _, s := range servers {
+		go func() { done <- s.serve() }()
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-done:
+		if errors.Is(runErr, context.Canceled) {
+			runErr = nil
+		}
+	}
+	log.Info("proxyd stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	for _, s := range servers {
+		_ = s.srv.Shutdown(sctx)
+	}
+	if persistent(mode) {
+		log.Info("leaving the datapath programmed; proxyd --cleanup removes it", zap.String("mode", mode))
+	} else if err := dp.Cleanup(sctx); err != nil {
+		log.Warn("userspace datapath did not stop cleanly", zap.Error(err))
+	}
+	return runErr
+}
+
+// source is where services come from.
+type source interface {
+	Load() error
+	Run(ctx context.Context) error
+}
+
+// newSource builds the configured services source.
+func newSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.Logger) (source, error) {
+	switch {
+	case cfg.Lbkit.Kubeconfig != "":
+		return nil, errors.New("--kubeconfig: the Kubernetes source has not landed in lbkit yet; use --services FILE")
+	case cfg.Lbkit.Services != "":
+		return file.New(cfg.Lbkit.Services, eng, file.Options{
+			Logger:  log.Named("services-file"),
+			OnError: func(error) { m.ConfigReloadError("file") },
+		}), nil
+	}
+	return nil, errors.New("no services source: give --services FILE (a services file, see examples/services.yaml)")
+}
+
+// httpServer is one bound HTTP server.
+type httpServer struct {
+	srv *http.Server
+	ln  net.Listener
+}
+
+func (s *httpServer) serve() error {
+	if err := s.srv.Serve(s.ln); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve %s: %w", s.ln.Addr(), err)
+	}
+	return nil
+}
+
+// listenAll binds one server per non-empty address; an empty address
+// disables that server.
+func listenAll(handlers map[string]http.Handler) ([]*httpServer, error) {
+	var out []*httpServer
+	for addr, h := range handlers {
+		if addr == "" {
+			continue
+		}
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			closeAll(out)
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		out = append(out, &httpServer{srv: &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}, ln: ln})
+	}
+	return out, nil
+}
+
+func closeAll(servers []*httpServer) {
+	for _, s := range servers {
+		_ = s.ln.Close()
+	}
+}

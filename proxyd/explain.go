@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/lbkit/lbkit/lb"
+	"github.com/lbkit/lbkit/proxyd/config"
+)
+
+// explainPath is where the daemon answers explain requests, on its metrics
+// address.
+const explainPath = "/lbkit/explain"
+
+// explainHandler answers GET /lbkit/explain?frontend=IP:PORT/PROTO by asking
+// the datapath (which reads its kernel state, or for userspace its live
+// state) how the frontend is realized.
+func explainHandler(dp lb.Datapath) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fail := func(code int, err error) {
+			w.WriteHeader(code)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		}
+		id, err := lb.ParseFrontendID(r.URL.Query().Get("frontend"))
+		if err != nil {
+			fail(http.StatusBadRequest, err)
+			return
+		}
+		in, ok := dp.(lb.Inspector)
+		if !ok {
+			fail(http.StatusNotImplemented, fmt.Errorf("the %s datapath cannot be inspected", dp.Name()))
+			return
+		}
+		res, err := in.Inspect(r.Context(), id)
+		if err != nil {
+			fail(http.StatusNotFound, err)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(res)
+	})
+}
+
+// explainCommand is "proxyd explain VIP:PORT[/PROTO]": it asks the running
+// daemon and prints the answer.
+func explainCommand(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("proxyd explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	output := fs.String("o", "text", "output format: text or json")
+	server := fs.String("server", "", "the daemon's metrics address (default: from --config, else 127.0.0.1:10249)")
+	cfgFile := fs.String("config", "", "the daemon's config file, to find its metrics address")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: proxyd explain [-o text|json] [--server HOST:PORT | --config FILE] IP:PORT[/PROTO]")
+		fs.PrintDefaults()
+	}
+	// Accept flags after the frontend too ("explain 198.18.100.1:80 -o json").
+	var positional []string
+	for rest := args; ; {
+		if err := fs.Parse(rest); err != nil {
+			return 2
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		positional = append(positional, fs.Arg(0))
+		rest = fs.Args()[1:]
+	}
+	if len(positional) != 1 {
+		fs.Usage()
+		return 2
+	}
+	if *output != "text" && *output != "json" {
+		fmt.Fprintf(stderr, "proxyd explain: -o %q: want text or json\n", *output)
+		return 2
+	}
+	id, err := lb.ParseFrontendID(positional[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd explain:", err)
+		return 2
+	}
+	addr, err := explainServer(*server, *cfgFile)
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd explain:", err)
+		return 1
+	}
+	in, raw, err := fetchExplain(addr, id)
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd explain:", err)
+		return 1
+	}
+	if *output == "json" {
+		_, _ = stdout.Write(raw)
+		return 0
+	}
+	printInspection(stdout, in)
+	return 0
+}
+
+// explainServer picks the daemon address: --server, else the config's
+// metricsBindAddress (an unspecified IP means loopback), else the default.
+func explainServer(server, cfgFile string) (string, error) {
+	if server != "" {
+		return server, nil
+	}
+	addr := config.Default().MetricsBindAddress
+	if cfgFile != "" {
+		fs := flag.NewFlagSet("", flag.ContinueOnError)
+		f := config.NewFlags(fs)
+		if err := fs.Parse([]string{"--config", cfgFile}); err != nil {
+			return "", err
+		}
+		cfg, _, err := f.Resolve(fs)
+		if err != nil {
+			return "", err
+		}
+		addr = cfg.MetricsBindAddress
+	}
+	if addr == "" {
+		return "", errors.New("the daemon has no metrics address (metricsBindAddress is empty); give --server")
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("metrics address %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port), nil
+}
+
+func fetchExplain(addr string, id lb.FrontendID) (*lb.Inspection, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	u := "http://" + addr + explainPath + "?frontend=" + url.QueryEscape(id.String())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("ask the daemon at %s: %w (is proxyd running? give --server or --config)", addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var e struct{ Error string }
+		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
+			return nil, nil, fmt.Errorf("%s: %s", id, e.Error)
+		}
+		return nil, nil, fmt.Errorf("%s: daemon answered %s", id, resp.Status)
+	}
+	var in lb.Inspection
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, nil, fmt.Errorf("decode the daemon's answer: %w", err)
+	}
+	return &in, raw, nil
+}
+
+// printInspection prints an inspection for humans.
+func printInspection(w io.Writer, in *lb.Inspection) {
+	fmt.Fprintf(w, "frontend   %s (%s)\n", in.Frontend, in.Frontend.Kind)
+	fmt.Fprintf(w, "service    %s\n", in.Service)
+	fmt.Fprintf(w, "datapath   %s\n", in.Datapath)
+	fmt.Fprintf(w, "scheduler  %s\n", in.Scheduler)
+	if in.AffinityTimeout > 0 {
+		fmt.Fprintf(w, "affinity   ClientIP, timeout %s\n", in.AffinityTimeout)
+	} else {
+		fmt.Fprintf(w, "affinity   none\n")
+	}
+	if len(in.Backends) == 0 {
+		fmt.Fprintf(w, "backends   none: connections are rejected\n")
+	} else {
+		fmt.Fprintf(w, "backends   %d\n", len(in.Backends))
+		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ADDRESS\tWEIGHT\tNODE\tSTATE")
+		for _, b := range in.Backends {
+			state := "ready"
+			if b.Terminating {
+				state = "terminating"
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", b.Addr, b.Weight, dash(b.NodeName), state)
+		}
+		_ = tw.Flush()
+	}
+	for _, d := range in.Details {
+		fmt.Fprintf(w, "  %s\n", strings.TrimSpace(d))
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
