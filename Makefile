@@ -10,7 +10,7 @@ GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
 PKGS        := ./...
 
-.PHONY: all build test test-user lint bench clean
+.PHONY: all build test test-user lint bench clean demo
 
 all: build
 
@@ -43,3 +43,8 @@ bench:
 
 clean:
 	$(GO) clean -testcache
+
+# The embedded default: proxyd on the userspace datapath with the example
+# services file and its backends, traffic sent through it, spread printed.
+demo:
+	bash examples/demo.sh

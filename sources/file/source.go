@@ -1,0 +1,145 @@
+package file
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// DefaultPollInterval is how often Run stats the file when
+// Options.PollInterval is zero.
+const DefaultPollInterval = 2 * time.Second
+
+// defaultDebounce is how long Run waits after a file system event for more
+// before it reloads; maxDebounce bounds the wait during a long burst.
+const (
+	defaultDebounce = 100 * time.Millisecond
+	maxDebounce     = time.Second
+)
+
+// Options configures a Source. The zero value works.
+type Options struct {
+	// Logger receives a line per load and per problem; nil logs nothing.
+	Logger *zap.Logger
+	// PollInterval is the period of the stat fallback that catches changes
+	// fsnotify misses; zero means DefaultPollInterval, negative disables it.
+	PollInterval time.Duration
+	// OnError is called for every rejected load: once with the ErrorList
+	// (or read error) of a file that does not parse, and once per service
+	// the Sink rejected, with a located *Error. The daemon counts them.
+	OnError func(err error)
+	// OnApplied is called after every load that parsed, with the number of
+	// services the Sink changed for (zero when nothing changed), even when
+	// the Sink rejected some services.
+	OnApplied func(changed int)
+
+	// disableNotify makes Run rely on polling alone (tests).
+	disableNotify bool
+	// debounce overrides defaultDebounce (tests).
+	debounce time.Duration
+}
+
+// Source loads a services file into a Sink and keeps it there as the file
+// changes. Its methods are safe for concurrent use.
+type Source struct {
+	path string
+	opts Options
+	log  *zap.Logger
+
+	mu     sync.Mutex // serializes loads; guards the fields below
+	app    *applier
+	sig    fileSig  // the file's identity when last read
+	sum    [32]byte // hash of the content last parsed
+	parsed bool     // sum is set
+}
+
+// New returns a Source for the file at path feeding sink. Nothing is read
+// until Load or Run.
+func New(path string, sink Sink, opts Options) *Source {
+	if opts.Logger == nil {
+		opts.Logger = zap.NewNop()
+	}
+	if opts.PollInterval == 0 {
+		opts.PollInterval = DefaultPollInterval
+	}
+	if opts.debounce <= 0 {
+		opts.debounce = defaultDebounce
+	}
+	return &Source{
+		path: path,
+		opts: opts,
+		log:  opts.Logger.With(zap.String("file", path)),
+		app:  newApplier(sink),
+	}
+}
+
+// Load reads, parses and applies the file once, even if its content did not
+// change since the last load (so it also retries services the Sink
+// rejected). It returns the read or parse error, if any, in which case
+// nothing was applied; services the Sink rejects are reported through
+// OnError and the log, not returned.
+func (s *Source) Load() error { return s.reload(true) }
+
+// reload loads the file; unless force, only when its content changed since
+// the last parse.
+func (s *Source) reload(force bool) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sig = statFile(s.path) // before reading: a later write changes it again
+	data, err := os.ReadFile(s.path)
+	if err != nil {
+		err = fmt.Errorf("services file: %w", err)
+		s.log.Error("cannot read the services file; keeping the last good state", zap.Error(err))
+		s.reject(err)
+		return err
+	}
+	sum := sha256.Sum256(data)
+	if !force && s.parsed && sum == s.sum {
+		return nil
+	}
+	s.sum, s.parsed = sum, true
+	ls, err := parse(data, s.path)
+	if err != nil {
+		s.logProblems("services file rejected; keeping the last good state", err)
+		s.reject(err)
+		return err
+	}
+	changed, errs := s.app.apply(s.path, ls)
+	for _, err := range errs {
+		s.logProblems("service rejected; it will be retried on the next edit", err)
+		s.reject(err)
+	}
+	s.log.Info("services file applied", zap.Int("services", len(ls)), zap.Int("changed", changed), zap.Int("rejected", len(errs)))
+	if s.opts.OnApplied != nil {
+		s.opts.OnApplied(changed)
+	}
+	return nil
+}
+
+func (s *Source) reject(err error) {
+	if s.opts.OnError != nil {
+		s.opts.OnError(err)
+	}
+}
+
+// logProblems logs every located problem in err with its line and field.
+func (s *Source) logProblems(msg string, err error) {
+	var list ErrorList
+	var one *Error
+	switch {
+	case errors.As(err, &list):
+	case errors.As(err, &one):
+		list = ErrorList{one}
+	default:
+		s.log.Error(msg, zap.Error(err))
+		return
+	}
+	for _, e := range list {
+		s.log.Error(msg, zap.Int("line", e.Line), zap.String("field", e.Field), zap.String("problem", e.Msg))
+	}
+}
