@@ -61,8 +61,10 @@ func BenchmarkOneEndpointChange(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
+				// Every op is a real change: service i%n gets its
+				// (i/n+1)-th endpoint generation.
 				svc := i % n
-				if err := e.SetEndpoints(ServiceKey(svc), Endpoints(svc, 3, i)); err != nil {
+				if err := e.SetEndpoints(ServiceKey(svc), Endpoints(svc, 3, i/n+1)); err != nil {
 					b.Fatal(err)
 				}
 				if err := e.Flush(ctx); err != nil {
