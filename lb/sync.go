@@ -18,15 +18,12 @@ func (e *Engine) Run(ctx context.Context) error {
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		due, ok := e.nextDue(now)
-		if ok && !due.After(now) {
+		due := e.nextDue(now)
+		if !due.After(now) {
 			_ = e.syncOnce(ctx, false) // errors are logged, counted and retried
 			continue
 		}
-		wait := e.cfg.SyncPeriod
-		if ok {
-			wait = due.Sub(now)
-		}
+		wait := due.Sub(now)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
@@ -43,9 +40,9 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// nextDue returns when the next sync should start. A periodic full sync is
-// always due eventually, so there is always an answer.
-func (e *Engine) nextDue(now time.Time) (time.Time, bool) {
+// nextDue returns when the next sync should start: the periodic full sync
+// at the latest.
+func (e *Engine) nextDue(now time.Time) time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	due := e.lastFull.Add(e.cfg.SyncPeriod)
@@ -55,14 +52,14 @@ func (e *Engine) nextDue(now time.Time) (time.Time, bool) {
 	switch {
 	case e.broken:
 		// The datapath failed as a whole: everything waits for the retry.
-		return minTime(due, e.retryAt), true
+		return minTime(due, e.retryAt)
 	case e.tracker.HasPending() || e.needFull:
 		due = minTime(due, e.lastStart.Add(e.cfg.MinSyncPeriod))
 	}
 	if len(e.failed) > 0 {
 		due = minTime(due, e.retryAt)
 	}
-	return due, true
+	return due
 }
 
 func minTime(a, b time.Time) time.Time {
