@@ -126,6 +126,12 @@ func (b *builder) linkBackend(tp *Topology, i int, h *Host) error {
 	if err := b.ip(n, "link", "set", port, "master", BridgeName, "up"); err != nil {
 		return err
 	}
+	// Hairpin mode, as CNI plugins set it on pod ports: with br_netfilter
+	// a backend's packet to a VIP can be DNATed back to that same backend,
+	// and the bridge must then send it out of the port it came in on.
+	if err := b.ip(n, "link", "set", port, "type", "bridge_slave", "hairpin", "on"); err != nil {
+		return err
+	}
 	h.IPv4 = host(bridgeNet4, firstBackendID+i)
 	if b.opts.IPv6 {
 		h.IPv6 = host(bridgeNet6, firstBackendID+i)
