@@ -12,7 +12,7 @@ PKGS        := ./...
 # The race detector needs cgo and a C compiler; without one, test without it.
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build test test-user lint bench clean demo
+.PHONY: all build test test-user lint bench clean demo bpf bpf-check
 
 all: build
 
@@ -50,3 +50,11 @@ clean:
 # services file and its backends, traffic sent through it, spread printed.
 demo:
 	bash examples/demo.sh
+
+# Regenerate bpf/lb_bpfel.{go,o} and bpf/sources.sum with the pinned clang-14
+# (see bpf/gen.go); bpf-check requires the committed objects to match.
+bpf:
+	cd bpf && $(GO) generate ./...
+
+bpf-check: bpf
+	git diff --exit-code -- bpf/

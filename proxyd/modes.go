@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"go.uber.org/zap"
 
+	"github.com/lbkit/lbkit/backends/ebpf"
+	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/backends/userspace"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
@@ -14,8 +17,13 @@ import (
 type notLandedError struct{ mode string }
 
 func (e *notLandedError) Error() string {
-	return fmt.Sprintf("mode %q: the %s datapath has not landed in lbkit yet (available: %s); use --mode=%s",
-		e.mode, e.mode, config.ModeUserspace, config.ModeUserspace)
+	return fmt.Sprintf("mode %q: the %s datapath has not landed in lbkit yet (available: %s)",
+		e.mode, e.mode, strings.Join(landedModes(), ", "))
+}
+
+// landedModes returns the modes whose datapath exists.
+func landedModes() []string {
+	return []string{config.ModeUserspace, config.ModeNFTables, config.ModeEBPF}
 }
 
 // newDatapath builds the datapath of the configured mode.
@@ -27,7 +35,11 @@ func newDatapath(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
 			Logger:         log.Named("userspace"),
 			UDPIdleTimeout: cfg.Lbkit.Userspace.UDPIdleTimeout.Duration,
 		}), nil
-	case config.ModeIPTables, config.ModeNFTables, config.ModeIPVS, config.ModeEBPF:
+	case config.ModeNFTables:
+		return newNFTables(cfg, log)
+	case config.ModeEBPF:
+		return newEBPF(cfg, log)
+	case config.ModeIPTables, config.ModeIPVS:
 		return nil, &notLandedError{mode}
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
@@ -37,3 +49,46 @@ func newDatapath(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
 // persistent reports whether a mode's datapath state outlives proxyd (kernel
 // state), so that a restart must adopt it and --cleanup must remove it.
 func persistent(mode string) bool { return mode != config.ModeUserspace }
+
+func newNFTables(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
+	cluster, err := clusterCIDRs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nodePorts, err := nodePortPrefixes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return nftables.New(nftables.Options{
+		Netns:             cfg.Lbkit.Netns,
+		Logger:            log.Named("nftables"),
+		MasqueradeBit:     int(cfg.NFTables.MasqueradeBit),
+		MasqueradeAll:     cfg.NFTables.MasqueradeAll,
+		ClusterCIDRs:      cluster,
+		NodePortAddresses: nodePorts,
+	})
+}
+
+func newEBPF(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
+	cluster, err := clusterCIDRs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nodePorts, err := nodePortPrefixes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	e := cfg.Lbkit.EBPF
+	return ebpf.New(ebpf.Options{
+		Netns:             cfg.Lbkit.Netns,
+		Logger:            log.Named("ebpf"),
+		Attach:            e.Attach,
+		SocketLB:          e.SocketLB,
+		Interfaces:        e.Interfaces,
+		XDPMode:           e.XDPMode,
+		PinPath:           e.PinPath,
+		MasqueradeAll:     cfg.IPTables.MasqueradeAll || cfg.NFTables.MasqueradeAll,
+		ClusterCIDRs:      cluster,
+		NodePortAddresses: nodePorts,
+	})
+}

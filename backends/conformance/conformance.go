@@ -15,12 +15,17 @@
 //     namespace are skipped there, with the reason.
 //
 // Scenarios that need something the datapath does not declare in its
-// Capabilities are skipped with the reason, never failed. Statistical checks
+// Capabilities, or a behaviour its Options do not claim (kernel NAT keeping
+// the client's address, masquerading, rejects, stale UDP cleanup, foreign
+// state), are skipped with the reason, never failed. Scenarios about NodePorts,
+// masquerading and hairpin traffic run in namespace mode only; a scenario
+// may set Env's masquerade and NodePort fields before the Factory runs. Statistical checks
 // use bounds wide enough never to flake; checks are exact where the scheduler
 // is (rr order, sh and maglev stickiness).
 package conformance
 
 import (
+	"net/netip"
 	"testing"
 
 	"go.uber.org/zap"
@@ -49,6 +54,16 @@ type Env struct {
 	Topo *netns.Topology
 	// Logger is a test logger for the datapath.
 	Logger *zap.Logger
+	// MasqueradeAll, ClusterCIDRs and NodePortAddresses are what the
+	// scenario expects of a kernel datapath's masquerading and NodePort
+	// settings (kube-proxy's masqueradeAll, clusterCIDR and
+	// nodePortAddresses); the Factory passes them on when it can. The
+	// client range (198.18.1.0/24) is inside ClusterCIDRs or not as the
+	// scenario needs. Zero values: no masquerading beyond what the frontend
+	// kind needs, every node address serves NodePorts.
+	MasqueradeAll     bool
+	ClusterCIDRs      []netip.Prefix
+	NodePortAddresses []netip.Prefix
 }
 
 // Loopback reports whether the scenario runs on 127.0.0.1 without namespaces.
@@ -81,6 +96,28 @@ type Options struct {
 	// Leftovers lists kernel state the datapath left behind after Cleanup
 	// (empty = clean); nil means only the traffic check is done.
 	Leftovers func(t *testing.T, env *Env) []string
+	// PreservesClientIP: backends see the client's own address when no
+	// masquerading applies (kernel NAT); a proxy that opens its own
+	// connections does not. Scenarios that check source addresses need it.
+	PreservesClientIP bool
+	// Masquerades: the datapath honours Env.MasqueradeAll and
+	// Env.ClusterCIDRs, and masquerades external traffic (NodePort,
+	// ExternalIP, LoadBalancer) under the Cluster policy, to the node's
+	// bridge address (198.18.2.1), as kube-proxy does.
+	Masquerades bool
+	// RejectsWithoutEndpoints: a new connection to a frontend without
+	// endpoints is refused at once (TCP ECONNREFUSED, an ICMP port
+	// unreachable for UDP) rather than left to time out.
+	RejectsWithoutEndpoints bool
+	// ClearsStaleUDP: a UDP flow (one client address and port) whose
+	// backend is removed reaches a live backend with its next datagram
+	// (kernel datapaths delete the flow's conntrack entry).
+	ClearsStaleUDP bool
+	// Foreign installs, in the node namespace, state that belongs to
+	// someone else (e.g. another nftables table) and returns a check that
+	// fails the test if that state changed; the suite calls it after
+	// syncs of every kind and after Cleanup. nil skips the scenario.
+	Foreign func(t *testing.T, env *Env) (check func(t *testing.T, after string))
 }
 
 // scenario is one subtest of the suite.
@@ -89,6 +126,13 @@ type scenario struct {
 	// ipv6 gives the topology IPv6 addresses; such scenarios are skipped in
 	// loopback mode.
 	ipv6 bool
+	// env, when set, adjusts the Env before the Factory builds the
+	// datapath (masquerade and NodePort settings).
+	env func(*Env)
+	// skip, when set, returns why the scenario does not apply to a
+	// datapath with these Options ("" when it does), so that it is skipped
+	// before a topology is built.
+	skip func(Options) string
 	run  func(h *harness)
 }
 
@@ -100,6 +144,8 @@ func scenarios() []scenario {
 	all = append(all, schedulerScenarios()...)
 	all = append(all, policyScenarios()...)
 	all = append(all, lifecycleScenarios()...)
+	all = append(all, nodeScenarios()...)
+	all = append(all, masqueradeScenarios()...)
 	return all
 }
 
@@ -120,10 +166,15 @@ func Run(t *testing.T, f Factory, opts Options) {
 	}
 	for _, sc := range scenarios() {
 		t.Run(sc.name, func(t *testing.T) {
+			if sc.skip != nil {
+				if why := sc.skip(opts); why != "" {
+					t.Skip("conformance: " + why)
+				}
+			}
 			if sc.ipv6 && !nsOK {
 				t.Skip("conformance: IPv6 scenarios need network namespaces (loopback mode has only 127.0.0.1)")
 			}
-			h := newHarness(t, f, opts, !nsOK, sc.ipv6)
+			h := newHarness(t, f, opts, !nsOK, sc.ipv6, sc.env)
 			sc.run(h)
 		})
 	}

@@ -55,7 +55,7 @@ type backend struct {
 // newHarness builds a scenario's world. In namespace mode the topology and
 // its servers are removed in t.Cleanup; the engine's Cleanup runs before
 // that.
-func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool) *harness {
+func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool, adjust func(*Env)) *harness {
 	t.Helper()
 	h := &harness{
 		t:    t,
@@ -78,6 +78,9 @@ func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool) *har
 		}
 	}
 
+	if adjust != nil {
+		adjust(h.env)
+	}
 	h.dp = f(t, h.env)
 	if h.dp == nil {
 		t.Fatal("conformance: the Factory returned a nil datapath")

@@ -53,7 +53,7 @@ func endpointAddRemove(h *harness, proto lb.Protocol) {
 	c := h.count(fe, sampleRequests)
 	h.assertOnly(fe, c, all...)
 	h.assertSeen(fe, c, added)
-	h.checkTraffic(tr, "adding "+added)
+	h.checkTraffic(tr, proto, "adding "+added)
 
 	var established *liveConn
 	if proto == lb.TCP {
@@ -66,7 +66,7 @@ func endpointAddRemove(h *harness, proto lb.Protocol) {
 	c = h.count(fe, sampleRequests)
 	h.assertOnly(fe, c, two...)
 	h.assertSeen(fe, c, two...)
-	h.checkTraffic(tr, "removing "+added)
+	h.checkTraffic(tr, proto, "removing "+added)
 
 	switch {
 	case established == nil:
@@ -79,11 +79,21 @@ func endpointAddRemove(h *harness, proto lb.Protocol) {
 	}
 }
 
-// checkTraffic halts background traffic and fails if any request failed.
-func (h *harness) checkTraffic(tr *traffic, what string) {
+// udpInFlightLoss is how many background UDP requests may fail during one
+// endpoint change: a datagram whose reply is in flight when its flow is torn
+// down (the backend removed, its conntrack entry cleared) is lost, as UDP
+// allows. TCP requests may not fail at all.
+const udpInFlightLoss = 2
+
+// checkTraffic halts background traffic and fails if requests failed.
+func (h *harness) checkTraffic(tr *traffic, proto lb.Protocol, what string) {
 	h.t.Helper()
 	c, errs := tr.result()
-	if len(errs) > 0 {
+	allowed := 0
+	if proto == lb.UDP {
+		allowed = udpInFlightLoss
+	}
+	if len(errs) > allowed {
 		h.t.Errorf("%d of %d background requests failed while %s, first: %v", len(errs), c.total()+len(errs), what, errs[0])
 	}
 }

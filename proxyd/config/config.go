@@ -159,7 +159,29 @@ type UserspaceConfig struct {
 // EBPFConfig holds the options of the eBPF datapath.
 type EBPFConfig struct {
 	SyncConfig `yaml:",inline"`
+	// Attach is "tc" (default), "xdp" or "socket"; flag --ebpf-attach.
+	Attach string `yaml:"attach"`
+	// SocketLB also attaches the cgroup socket-LB programs in tc and xdp
+	// mode, so that clients on the node itself reach frontends.
+	SocketLB bool `yaml:"socketLB"`
+	// Interfaces to attach to; empty means every non-loopback interface.
+	Interfaces []string `yaml:"interfaces"`
+	// XDPMode is "native" (default) or "generic".
+	XDPMode string `yaml:"xdpMode"`
+	// PinPath is the bpffs directory where maps and links are pinned so
+	// traffic keeps flowing across restarts; empty pins nothing.
+	PinPath string `yaml:"pinPath"`
 }
+
+// eBPF attach modes and XDP modes of lbkit.ebpf.
+const (
+	EBPFAttachTC      = "tc"
+	EBPFAttachXDP     = "xdp"
+	EBPFAttachSocket  = "socket"
+	EBPFXDPNative     = "native"
+	EBPFXDPGeneric    = "generic"
+	DefaultEBPFPinDir = "/sys/fs/bpf/lbkit"
+)
 
 // Default ports and addresses, as in kube-proxy.
 const (
@@ -206,6 +228,9 @@ func Default() *Config {
 			},
 			EBPF: EBPFConfig{
 				SyncConfig: SyncConfig{SyncPeriod: D(30 * time.Second), MinSyncPeriod: D(time.Second)},
+				Attach:     EBPFAttachTC,
+				XDPMode:    EBPFXDPNative,
+				PinPath:    DefaultEBPFPinDir,
 			},
 		},
 	}

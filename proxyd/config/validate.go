@@ -169,6 +169,17 @@ func (v *validator) lbkit(l *LbkitConfig) {
 		v.bad("lbkit.userspace.udpIdleTimeout", l.Userspace.UDPIdleTimeout, "must be greater than 0")
 	}
 	v.sync("lbkit.ebpf", l.EBPF.SyncPeriod, l.EBPF.MinSyncPeriod)
+	switch l.EBPF.Attach {
+	case EBPFAttachTC, EBPFAttachXDP, EBPFAttachSocket:
+	default:
+		v.bad("lbkit.ebpf.attach", l.EBPF.Attach, "must be %q, %q or %q", EBPFAttachTC, EBPFAttachXDP, EBPFAttachSocket)
+	}
+	if l.EBPF.XDPMode != EBPFXDPNative && l.EBPF.XDPMode != EBPFXDPGeneric {
+		v.bad("lbkit.ebpf.xdpMode", l.EBPF.XDPMode, "must be %q or %q", EBPFXDPNative, EBPFXDPGeneric)
+	}
+	if l.EBPF.PinPath != "" && !filepath.IsAbs(l.EBPF.PinPath) {
+		v.bad("lbkit.ebpf.pinPath", l.EBPF.PinPath, "must be an absolute path in a bpffs, such as %s", DefaultEBPFPinDir)
+	}
 }
 
 // sync checks a section's syncPeriod and minSyncPeriod.

@@ -1,0 +1,184 @@
+// Package ebpf is lbkit's eBPF datapath. It loads the programs of bpf/
+// (with github.com/cilium/ebpf), attaches them to a network namespace's
+// interfaces (TC, optionally XDP) or to a cgroup (socket-LB), and keeps
+// their maps equal to the desired state: batch operations for full syncs,
+// and per-entry updates of only the changed services otherwise, ordered so
+// that a live service never points at a missing or stale backend.
+//
+// It implements lb.Datapath, lb.Inspector and (with Options.PinPath)
+// lb.Adopter. README.md draws the map layout and says why it is so.
+package ebpf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.uber.org/zap"
+
+	"github.com/lbkit/lbkit/lb"
+)
+
+// name is the datapath's Name.
+const name = "ebpf"
+
+// Datapath is the eBPF datapath. Create it with New; it is safe for
+// concurrent use.
+type Datapath struct {
+	opts Options
+	log  *zap.Logger
+
+	mu sync.Mutex
+	// objs is nil before the first Sync and after Cleanup.
+	objs      *objects
+	attached  []*attachment
+	ids       allocators
+	mem       arena
+	frontends map[lb.FrontendID]*feState
+	services  map[lb.ServiceKey]*svcState
+	// nodeAddrs are the addresses programmed in lb_nodeaddrs.
+	nodeAddrs map[nodeAddr]bool
+}
+
+var (
+	_ lb.Datapath  = (*Datapath)(nil)
+	_ lb.Inspector = (*Datapath)(nil)
+)
+
+// New checks opts and returns a datapath with nothing loaded yet: the
+// programs are loaded and attached by the first Sync.
+func New(opts Options) (*Datapath, error) {
+	o, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	d := &Datapath{opts: o, log: o.Logger}
+	d.reset()
+	return d, nil
+}
+
+// reset forgets all state.
+func (d *Datapath) reset() {
+	d.objs = nil
+	d.attached = nil
+	d.ids = allocators{
+		fe: newIDAlloc("frontend", uint32(d.opts.MaxServiceEntries)),
+		be: newIDAlloc("backend", uint32(d.opts.MaxBackends)),
+	}
+	d.frontends = make(map[lb.FrontendID]*feState)
+	d.services = make(map[lb.ServiceKey]*svcState)
+	d.nodeAddrs = make(map[nodeAddr]bool)
+	d.mem = arena{}
+}
+
+// Name returns "ebpf".
+func (d *Datapath) Name() string { return name }
+
+// Capabilities: random (weighted) and maglev, ClientIP affinity, TCP and
+// UDP over IPv4 and IPv6, every frontend kind. Endpoint selection (Local
+// policies) is the engine's.
+func (d *Datapath) Capabilities() lb.Capabilities {
+	return lb.Capabilities{
+		Schedulers:    []lb.Scheduler{lb.Random, lb.Maglev},
+		Protocols:     []lb.Protocol{lb.TCP, lb.UDP},
+		FrontendKinds: []lb.FrontendKind{lb.ClusterIP, lb.NodePort, lb.ExternalIP, lb.LoadBalancer},
+		Affinity:      true,
+		Weights:       true,
+		IPv6:          true,
+		LocalPolicy:   true,
+	}
+}
+
+// Sync programs the services changed names, or all of s when changed.Full.
+// The first Sync loads and attaches the programs. Services that cannot be
+// programmed are returned as an lb.ServiceErrors; a failure of the maps
+// themselves is returned as is, and the engine's next sync is then full.
+func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSet) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("ebpf: sync: %w", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	full := changed.Full
+	if d.objs == nil {
+		if err := d.start(); err != nil {
+			return err
+		}
+		full = true
+	}
+	todo := d.workList(s, lb.ChangeSet{Full: full, Changed: changed.Changed})
+	p, errs := d.planSync(todo, full, s.Backends())
+	if err := d.apply(p); err != nil {
+		return err
+	}
+	if full || d.touchesNodePorts(todo) {
+		if err := d.syncNodeAddrs(); err != nil {
+			return err
+		}
+	}
+	d.logSync(full, len(todo), p)
+	if len(errs) > 0 {
+		for k, err := range errs {
+			d.log.Warn("service not programmed", zap.String("service", string(k)), zap.Error(err))
+		}
+		return errs
+	}
+	return nil
+}
+
+// start loads the programs, writes the global settings and attaches.
+func (d *Datapath) start() error {
+	objs, err := load(d.opts)
+	if err != nil {
+		return err
+	}
+	d.reset()
+	d.objs = objs
+	err = d.writeSettings()
+	if err == nil {
+		err = d.attachAll()
+	}
+	if err != nil {
+		return errors.Join(err, d.stop())
+	}
+	return nil
+}
+
+// stop detaches every program, closes the maps (which the kernel then
+// frees) and removes every pin.
+func (d *Datapath) stop() error {
+	err := d.detachAll()
+	if d.objs != nil {
+		if cerr := d.objs.close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("ebpf: close maps and programs: %w", cerr))
+		}
+	}
+	d.reset()
+	return errors.Join(err, removeStaleFilters(d.opts.Netns), d.removePins())
+}
+
+// Cleanup detaches every program and releases every map, pinned ones too,
+// also those a previous process left under Options.PinPath. It is safe to
+// call more than once; a later Sync starts from scratch.
+func (d *Datapath) Cleanup(ctx context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stop()
+}
+
+// release closes this process's handles without detaching or unpinning
+// anything, as an exit does: with Options.PinPath the datapath keeps
+// working and the next process adopts it.
+func (d *Datapath) release() {
+	for _, a := range d.attached {
+		if a.link != nil {
+			_ = a.link.Close()
+		}
+	}
+	_ = d.objs.close()
+	d.reset()
+}
+
+// Close is Cleanup.
+func (d *Datapath) Close() error { return d.Cleanup(context.Background()) }

@@ -1,0 +1,148 @@
+package ebpf
+
+import (
+	"bufio"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/lb"
+)
+
+// pinChildEnv marks the re-executed test process that runs in a private
+// mount namespace.
+const pinChildEnv = "LBKIT_EBPF_PIN_CHILD"
+
+// TestPinnedRestart: with Options.PinPath the datapath survives its
+// process: traffic flows while no process holds it, the next process
+// adopts it without breaking an established connection, and Cleanup
+// removes every pin and program. It runs in a re-executed copy of the test
+// binary inside a private mount namespace (unshare), where it mounts its
+// own bpffs.
+func TestPinnedRestart(t *testing.T) {
+	requireBPF(t)
+	if os.Getenv(pinChildEnv) == "" {
+		netns.Require(t)
+		if _, err := exec.LookPath("unshare"); err != nil {
+			t.Skipf("no unshare command for a private mount namespace: %v", err)
+		}
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+			os.Args[0], "-test.run", "^TestPinnedRestart$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), pinChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
+		}
+		if !strings.Contains(string(out), "--- PASS: TestPinnedRestart") {
+			t.Fatalf("the child did not run the test:\n%s", out)
+		}
+		return
+	}
+	fs := t.TempDir()
+	if err := unix.Mount("bpf", fs, "bpf", 0, ""); err != nil {
+		t.Fatalf("mount a bpffs: %v", err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(fs, 0) })
+	pins := filepath.Join(fs, "lbkit")
+
+	topo := netns.New(t, netns.Options{})
+	opts := Options{Netns: topo.Node.Path, PinPath: pins}
+	fe := lb.Frontend{Addr: netip.MustParseAddr("198.18.100.1"), Port: 80, Protocol: lb.TCP, Kind: lb.ClusterIP}
+	svc := &lb.Service{Key: "pinned", Frontends: []lb.Frontend{fe}}
+	var eps []lb.Endpoint
+	for _, b := range topo.Backends {
+		eps = append(eps, lb.ReadyEndpoint(netip.AddrPortFrom(b.IPv4, netns.DefaultPort)))
+	}
+	start := func() (*Datapath, *lb.Engine) {
+		d, err := New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := lb.NewEngine(d, lb.Config{NodeName: "node-a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Upsert(svc); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.SetEndpoints(svc.Key, eps); err != nil {
+			t.Fatal(err)
+		}
+		if err := eng.Flush(t.Context()); err != nil {
+			t.Fatalf("Flush: %v", err)
+		}
+		return d, eng
+	}
+	vip := netip.AddrPortFrom(fe.Addr, fe.Port)
+	request := func(when string) {
+		t.Helper()
+		if _, err := topo.Client.Request(t.Context(), "tcp", vip); err != nil {
+			t.Fatalf("%s: request to %s: %v", when, vip, err)
+		}
+	}
+
+	d1, _ := start()
+	conn, err := topo.Client.Dial(t.Context(), "tcp", vip.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	rd := bufio.NewReader(conn)
+	if _, err := rd.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	echo := func(when string) {
+		t.Helper()
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.WriteString(conn, "ping\n"); err != nil {
+			t.Fatalf("%s: write on the established connection: %v", when, err)
+		}
+		if line, err := rd.ReadString('\n'); err != nil || line != "ping\n" {
+			t.Fatalf("%s: echo on the established connection: %q, %v", when, line, err)
+		}
+	}
+	echo("first process")
+
+	ids := func(d *Datapath) []uint32 {
+		var out []uint32
+		for _, f := range d.frontends {
+			out = append(out, f.id)
+			for _, b := range f.bes {
+				out = append(out, b.id)
+			}
+		}
+		return out
+	}
+	before := ids(d1)
+	d1.release() // the process "exits"
+	request("no process")
+	echo("no process")
+
+	d2, eng2 := start()
+	request("second process")
+	echo("after adoption")
+	if after := ids(d2); !slices.Equal(before, after) {
+		t.Errorf("ids after adoption %v, want the first process's %v (connection entries name them)", after, before)
+	}
+
+	if err := eng2.Cleanup(t.Context()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
+	}
+	left, err := leftovers(topo.Node.Path)
+	if err != nil || len(left) > 0 {
+		t.Errorf("after Cleanup: %v (%v)", left, err)
+	}
+	if _, err := os.Stat(pins); !os.IsNotExist(err) {
+		entries, _ := os.ReadDir(pins)
+		t.Errorf("after Cleanup %s still exists (%v): %v", pins, err, entries)
+	}
+}
