@@ -25,7 +25,7 @@ func cleanupAll(ctx context.Context, cfg *config.Config, modeGiven bool, log *za
 		}
 		c := *cfg
 		c.Mode = mode
-		dp, err := newDatapath(&c, log)
+		dp, err := newDatapath(&c, log, datapathHooks{})
 		var nl *notLandedError
 		if errors.As(err, &nl) {
 			log.Info("cleanup: nothing to remove", zap.String("mode", mode), zap.String("why", "datapath not landed yet"))

@@ -27,7 +27,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestModesNotLandedExitNonZeroClearly(t *testing.T) {
-	for _, mode := range []string{"iptables", "ipvs"} {
+	for _, mode := range []string{"ipvs"} {
 		code, _, stderr := runCLI(t, "--mode="+mode, "--services=x.yaml", "--metrics-bind-address=", "--healthz-bind-address=")
 		if code == 0 || !strings.Contains(stderr, "has not landed") || !strings.Contains(stderr, mode) {
 			t.Fatalf("--mode=%s: exit %d, stderr %q", mode, code, stderr)

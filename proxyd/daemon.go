@@ -121,13 +121,13 @@ func nodeName(cfg *config.Config) string {
 // proxyd restarts; the next start adopts what it finds.
 func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	mode := cfg.EffectiveMode()
-	dp, err := newDatapath(cfg, log)
+	m := metrics.New(mode)
+	dp, err := newDatapath(cfg, log, datapathHooks{partialFallback: m.PartialFallback})
 	if err != nil {
 		return err
 	}
 	node := nodeName(cfg)
 	syncPeriod, minSyncPeriod := cfg.SyncPeriods()
-	m := metrics.New(dp.Name())
 	eng, err := lb.NewEngine(dp, lb.Config{
 		NodeName: node, SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
 		Logger: log.Named("engine").With(zap.String("mode", mode)), Hooks: m.Hooks(),

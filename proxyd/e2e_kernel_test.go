@@ -17,16 +17,16 @@ import (
 
 // TestEndToEndKernelModes runs the real proxyd binary in each landed kernel
 // mode, programming a node namespace it does not live in (--netns), and
-// sends real traffic from a client namespace through the VIP. nftables must
-// keep forwarding after proxyd exits (kernel state is left programmed) until
-// proxyd --cleanup removes it.
+// sends real traffic from a client namespace through the VIP. iptables and
+// nftables must keep forwarding after proxyd exits (kernel state is left
+// programmed) until proxyd --cleanup removes it.
 func TestEndToEndKernelModes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the proxyd binary")
 	}
 	netns.Require(t)
 	bin := buildProxyd(t)
-	for _, mode := range []string{"nftables", "ebpf"} {
+	for _, mode := range []string{"iptables", "nftables", "ebpf"} {
 		t.Run(mode, func(t *testing.T) { kernelE2E(t, bin, mode) })
 	}
 }
@@ -102,7 +102,7 @@ func kernelE2E(t *testing.T, bin, mode string) {
 	if err := <-exited; err != nil {
 		t.Fatalf("proxyd exited with %v after SIGTERM", err)
 	}
-	if mode == "nftables" {
+	if mode == "nftables" || mode == "iptables" {
 		if _, err := request(); err != nil {
 			t.Fatalf("after proxyd exited the kernel datapath must keep forwarding: %v", err)
 		}

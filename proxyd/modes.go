@@ -7,6 +7,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/backends/ebpf"
+	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/backends/userspace"
 	"github.com/lbkit/lbkit/lb"
@@ -23,11 +24,17 @@ func (e *notLandedError) Error() string {
 
 // landedModes returns the modes whose datapath exists.
 func landedModes() []string {
-	return []string{config.ModeUserspace, config.ModeNFTables, config.ModeEBPF}
+	return []string{config.ModeUserspace, config.ModeIPTables, config.ModeNFTables, config.ModeEBPF}
+}
+
+// datapathHooks are the daemon's callbacks a datapath may report to.
+type datapathHooks struct {
+	// partialFallback is called when a partial sync fell back to a full one.
+	partialFallback func()
 }
 
 // newDatapath builds the datapath of the configured mode.
-func newDatapath(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
+func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.Datapath, error) {
 	switch mode := cfg.EffectiveMode(); mode {
 	case config.ModeUserspace:
 		return userspace.New(userspace.Options{
@@ -39,7 +46,9 @@ func newDatapath(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
 		return newNFTables(cfg, log)
 	case config.ModeEBPF:
 		return newEBPF(cfg, log)
-	case config.ModeIPTables, config.ModeIPVS:
+	case config.ModeIPTables:
+		return newIPTables(cfg, log, hooks)
+	case config.ModeIPVS:
 		return nil, &notLandedError{mode}
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
@@ -90,5 +99,31 @@ func newEBPF(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll || cfg.NFTables.MasqueradeAll,
 		ClusterCIDRs:      cluster,
 		NodePortAddresses: nodePorts,
+	})
+}
+
+func newIPTables(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.Datapath, error) {
+	cluster, err := clusterCIDRs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nodePorts, err := nodePortPrefixes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	flavour, err := iptables.ParseFlavour(cfg.Lbkit.IPTablesFlavour)
+	if err != nil {
+		return nil, err
+	}
+	return iptables.New(iptables.Options{
+		Netns:             cfg.Lbkit.Netns,
+		Logger:            log.Named("iptables"),
+		Flavour:           flavour,
+		MasqueradeBit:     int(cfg.IPTables.MasqueradeBit),
+		MasqueradeAll:     cfg.IPTables.MasqueradeAll,
+		ClusterCIDRs:      cluster,
+		NodePortAddresses: nodePorts,
+		NodeName:          nodeName(cfg),
+		OnFallback:        hooks.partialFallback,
 	})
 }

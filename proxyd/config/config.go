@@ -147,6 +147,9 @@ type LbkitConfig struct {
 
 	Userspace UserspaceConfig `yaml:"userspace"`
 	EBPF      EBPFConfig      `yaml:"ebpf"`
+	// IPTablesFlavour is "legacy", "nft" or "" (the flavour the system's
+	// iptables command is); flag --iptables-flavour.
+	IPTablesFlavour string `yaml:"iptablesFlavour"`
 }
 
 // UserspaceConfig holds the options of the userspace datapath.

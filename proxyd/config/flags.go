@@ -104,6 +104,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	r.durField("conntrack-tcp-timeout-close-wait", d.Conntrack.TCPCloseWaitTimeout, "conntrack timeout of TCP connections in CLOSE_WAIT (0 leaves it as it is)",
 		func(c *Config) []*Duration { return []*Duration{&c.Conntrack.TCPCloseWaitTimeout} }, "conntrack.tcpCloseWaitTimeout")
 
+	r.strField("iptables-flavour", "iptables implementation in iptables mode: legacy or nft (default: what the system's iptables is)", func(c *Config) *string { return &c.Lbkit.IPTablesFlavour }, "lbkit.iptablesFlavour")
 	r.strField("ebpf-attach", "eBPF attach mode: tc, xdp or socket (default tc)", func(c *Config) *string { return &c.Lbkit.EBPF.Attach }, "lbkit.ebpf.attach")
 	r.boolField("ebpf-socket-lb", d.Lbkit.EBPF.SocketLB, "also attach the socket-LB programs in tc and xdp mode",
 		func(c *Config) []*bool { return []*bool{&c.Lbkit.EBPF.SocketLB} }, "lbkit.ebpf.socketLB")

@@ -177,6 +177,9 @@ func (v *validator) lbkit(l *LbkitConfig) {
 	if l.EBPF.XDPMode != EBPFXDPNative && l.EBPF.XDPMode != EBPFXDPGeneric {
 		v.bad("lbkit.ebpf.xdpMode", l.EBPF.XDPMode, "must be %q or %q", EBPFXDPNative, EBPFXDPGeneric)
 	}
+	if f := l.IPTablesFlavour; f != "" && f != "legacy" && f != "nft" {
+		v.bad("lbkit.iptablesFlavour", f, "must be \"legacy\", \"nft\" or empty (the system's iptables)")
+	}
 	if l.EBPF.PinPath != "" && !filepath.IsAbs(l.EBPF.PinPath) {
 		v.bad("lbkit.ebpf.pinPath", l.EBPF.PinPath, "must be an absolute path in a bpffs, such as %s", DefaultEBPFPinDir)
 	}

@@ -61,6 +61,7 @@ type Metrics struct {
 	reloadErrors       *prometheus.CounterVec // source
 	servicesProgrammed *prometheus.GaugeVec   // datapath
 	backendsProgrammed *prometheus.GaugeVec   // datapath
+	partialFallbacks   *prometheus.CounterVec // datapath
 }
 
 // New returns metrics for a daemon driving the named datapath, registered
@@ -112,6 +113,11 @@ func New(datapath string) *Metrics {
 			Name:      "backends_programmed",
 			Help:      "Backends over all frontends in the state the last successful sync programmed, by datapath.",
 		}, []string{"datapath"}),
+		partialFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: lbkitNamespace,
+			Name:      "sync_partial_fallbacks_total",
+			Help:      "Partial syncs that failed and fell back to a full sync, by datapath.",
+		}, []string{"datapath"}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
@@ -120,6 +126,7 @@ func New(datapath string) *Metrics {
 		m.lastSync, m.lastQueued,
 		m.servicesPending, m.endpointsPending, m.servicesTotal, m.endpointsTotal,
 		m.syncErrors, m.rejected, m.reloadErrors, m.servicesProgrammed, m.backendsProgrammed,
+		m.partialFallbacks,
 	)
 	for _, reason := range []string{ReasonValidation, ReasonUnsupported, ReasonOther} {
 		m.rejected.WithLabelValues(reason)
@@ -129,6 +136,7 @@ func New(datapath string) *Metrics {
 		m.syncErrors.WithLabelValues(datapath, ErrorKindDatapath)
 		m.servicesProgrammed.WithLabelValues(datapath)
 		m.backendsProgrammed.WithLabelValues(datapath)
+		m.partialFallbacks.WithLabelValues(datapath)
 	}
 	m.handler = promhttp.InstrumentMetricHandler(m.reg,
 		promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg}))
@@ -139,6 +147,12 @@ func New(datapath string) *Metrics {
 // (e.g. "file", "flags").
 func (m *Metrics) ConfigReloadError(source string) {
 	m.reloadErrors.WithLabelValues(source).Inc()
+}
+
+// PartialFallback counts one partial sync of the datapath that failed and
+// fell back to a full sync.
+func (m *Metrics) PartialFallback() {
+	m.partialFallbacks.WithLabelValues(m.datapath).Inc()
 }
 
 // Registry returns the registry holding every metric, for callers that

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/lbkit/lbkit/lb"
@@ -304,5 +305,14 @@ func TestInstancesAreIndependent(t *testing.T) {
 	}
 	if !found {
 		t.Error("Registry() does not hold the counted change")
+	}
+}
+
+func TestPartialFallbackCounts(t *testing.T) {
+	m := New("iptables")
+	m.PartialFallback()
+	m.PartialFallback()
+	if got := testutil.ToFloat64(m.partialFallbacks.WithLabelValues("iptables")); got != 2 {
+		t.Fatalf("lbkit_sync_partial_fallbacks_total = %v, want 2", got)
 	}
 }
