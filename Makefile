@@ -5,6 +5,8 @@
 #   make test-user  the suite again as an unprivileged user (nobody), run by CI
 #   make lint       gofmt, go vet, staticcheck
 #   make bench      engine benchmarks at 1k/5k/10k services
+#   make vmtest     IPVS tests in a QEMU guest (make test runs them too when
+#                   qemu is installed)
 
 GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
@@ -12,7 +14,7 @@ PKGS        := ./...
 # The race detector needs cgo and a C compiler; without one, test without it.
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build test test-user lint bench clean demo bpf bpf-check
+.PHONY: all build test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
 
 all: build
 
@@ -31,7 +33,7 @@ test-user:
 	cp -r . /tmp/lbkit-user/src && chown -R 65534:65534 /tmp/lbkit-user
 	cd /tmp/lbkit-user/src && setpriv --reuid=65534 --regid=65534 --clear-groups \
 		env HOME=/tmp/lbkit-user GOCACHE=/tmp/lbkit-user/cache GOPATH=/tmp/lbkit-user/gopath \
-		GOTOOLCHAIN=local PATH="$$PATH" \
+		GOTOOLCHAIN=local LBKIT_VMTEST=0 PATH="$$PATH" \
 		$(GO) test -count=1 -timeout 20m $(PKGS)
 	rm -rf /tmp/lbkit-user
 
@@ -58,3 +60,13 @@ bpf:
 
 bpf-check: bpf
 	git diff --exit-code -- bpf/
+
+# IPVS and other kernel tests inside a QEMU guest booted from Debian's
+# kernel package (needs qemu-system-x86 busybox-static kmod xz-utils).
+vmtest:
+	$(GO) run ./internal/vmtest/cmd/vmtest ./internal/vmtest ./backends/ipvs -- -test.count 1 -test.timeout 14m
+
+# The IPVS benchmarks in the guest (full sync 5k/10k vs plain moby/ipvs,
+# one endpoint change at 1k/5k/10k with netlink request counts).
+vmtest-bench:
+	$(GO) run ./internal/vmtest/cmd/vmtest -timeout 30m ./backends/ipvs -- -test.run '^$$' -test.bench . -test.benchtime 1x -test.timeout 29m

@@ -6,12 +6,14 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
 
 // cleanupAll removes what the datapath of every mode installed (or only of
-// the mode given with --mode). Modes whose datapath keeps no state outside
-// the process, or has not landed, have nothing to remove. It is idempotent.
+// the mode given with --mode). A mode whose datapath keeps no state outside
+// the process, or IPVS on a kernel without it, has nothing to remove. It is
+// idempotent.
 func cleanupAll(ctx context.Context, cfg *config.Config, modeGiven bool, log *zap.Logger) error {
 	modes := config.Modes()
 	if modeGiven {
@@ -26,9 +28,8 @@ func cleanupAll(ctx context.Context, cfg *config.Config, modeGiven bool, log *za
 		c := *cfg
 		c.Mode = mode
 		dp, err := newDatapath(&c, log, datapathHooks{})
-		var nl *notLandedError
-		if errors.As(err, &nl) {
-			log.Info("cleanup: nothing to remove", zap.String("mode", mode), zap.String("why", "datapath not landed yet"))
+		if errors.Is(err, ipvs.ErrNoIPVS) {
+			log.Info("cleanup: nothing to remove", zap.String("mode", mode), zap.String("why", "the kernel has no IPVS"))
 			continue
 		}
 		if err != nil {

@@ -2,30 +2,17 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/backends/ebpf"
 	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/backends/userspace"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
-
-// notLandedError says a mode's datapath is not part of lbkit yet.
-type notLandedError struct{ mode string }
-
-func (e *notLandedError) Error() string {
-	return fmt.Sprintf("mode %q: the %s datapath has not landed in lbkit yet (available: %s)",
-		e.mode, e.mode, strings.Join(landedModes(), ", "))
-}
-
-// landedModes returns the modes whose datapath exists.
-func landedModes() []string {
-	return []string{config.ModeUserspace, config.ModeIPTables, config.ModeNFTables, config.ModeEBPF}
-}
 
 // datapathHooks are the daemon's callbacks a datapath may report to.
 type datapathHooks struct {
@@ -49,7 +36,7 @@ func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.D
 	case config.ModeIPTables:
 		return newIPTables(cfg, log, hooks)
 	case config.ModeIPVS:
-		return nil, &notLandedError{mode}
+		return newIPVS(cfg, log)
 	default:
 		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
@@ -125,5 +112,36 @@ func newIPTables(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.D
 		NodePortAddresses: nodePorts,
 		NodeName:          nodeName(cfg),
 		OnFallback:        hooks.partialFallback,
+	})
+}
+
+func newIPVS(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
+	if err := ipvs.Available(); err != nil {
+		return nil, err
+	}
+	cluster, err := clusterCIDRs(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nodePorts, err := nodePortPrefixes(cfg)
+	if err != nil {
+		return nil, err
+	}
+	exclude, err := parsePrefixes("ipvs.excludeCIDRs", cfg.IPVS.ExcludeCIDRs)
+	if err != nil {
+		return nil, err
+	}
+	return ipvs.New(ipvs.Options{
+		Netns:             cfg.Lbkit.Netns,
+		Logger:            log.Named("ipvs"),
+		Scheduler:         cfg.IPVS.Scheduler,
+		StrictARP:         cfg.IPVS.StrictARP,
+		ExcludeCIDRs:      exclude,
+		TCPTimeout:        cfg.IPVS.TCPTimeout.Duration,
+		TCPFinTimeout:     cfg.IPVS.TCPFinTimeout.Duration,
+		UDPTimeout:        cfg.IPVS.UDPTimeout.Duration,
+		MasqueradeAll:     cfg.IPTables.MasqueradeAll,
+		ClusterCIDRs:      cluster,
+		NodePortAddresses: nodePorts,
 	})
 }
