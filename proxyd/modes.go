@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 
 	"go.uber.org/zap"
 
@@ -22,118 +23,111 @@ type datapathHooks struct {
 
 // newDatapath builds the datapath of the configured mode.
 func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.Datapath, error) {
-	switch mode := cfg.EffectiveMode(); mode {
-	case config.ModeUserspace:
+	mode := cfg.EffectiveMode()
+	if mode == config.ModeUserspace {
 		return userspace.New(userspace.Options{
 			Netns:          cfg.Lbkit.Netns,
 			Logger:         log.Named("userspace"),
 			UDPIdleTimeout: cfg.Lbkit.Userspace.UDPIdleTimeout.Duration,
 		}), nil
-	case config.ModeNFTables:
-		return newNFTables(cfg, log)
-	case config.ModeEBPF:
-		return newEBPF(cfg, log)
-	case config.ModeIPTables:
-		return newIPTables(cfg, log, hooks)
-	case config.ModeIPVS:
-		return newIPVS(cfg, log)
-	default:
-		return nil, fmt.Errorf("unknown mode %q", mode)
 	}
+	if mode == config.ModeIPVS {
+		if err := ipvs.Available(); err != nil {
+			return nil, err
+		}
+	}
+	k, err := kernelOptionsOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	log = log.Named(mode)
+	switch mode {
+	case config.ModeNFTables:
+		return newNFTables(cfg, log, k)
+	case config.ModeEBPF:
+		return newEBPF(cfg, log, k)
+	case config.ModeIPTables:
+		return newIPTables(cfg, log, k, hooks)
+	case config.ModeIPVS:
+		return newIPVS(cfg, log, k)
+	}
+	return nil, fmt.Errorf("unknown mode %q", mode)
+}
+
+// kernelOptions are the settings every kernel datapath takes, parsed once.
+type kernelOptions struct {
+	clusterCIDRs, nodePortAddresses []netip.Prefix
+}
+
+func kernelOptionsOf(cfg *config.Config) (kernelOptions, error) {
+	cluster, err := clusterCIDRs(cfg)
+	if err != nil {
+		return kernelOptions{}, err
+	}
+	nodePorts, err := nodePortPrefixes(cfg)
+	if err != nil {
+		return kernelOptions{}, err
+	}
+	return kernelOptions{clusterCIDRs: cluster, nodePortAddresses: nodePorts}, nil
 }
 
 // persistent reports whether a mode's datapath state outlives proxyd (kernel
 // state), so that a restart must adopt it and --cleanup must remove it.
 func persistent(mode string) bool { return mode != config.ModeUserspace }
 
-func newNFTables(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
-	cluster, err := clusterCIDRs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	nodePorts, err := nodePortPrefixes(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newNFTables(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	return nftables.New(nftables.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log.Named("nftables"),
+		Logger:            log,
 		MasqueradeBit:     int(cfg.NFTables.MasqueradeBit),
 		MasqueradeAll:     cfg.NFTables.MasqueradeAll,
-		ClusterCIDRs:      cluster,
-		NodePortAddresses: nodePorts,
+		ClusterCIDRs:      k.clusterCIDRs,
+		NodePortAddresses: k.nodePortAddresses,
 	})
 }
 
-func newEBPF(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
-	cluster, err := clusterCIDRs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	nodePorts, err := nodePortPrefixes(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	e := cfg.Lbkit.EBPF
 	return ebpf.New(ebpf.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log.Named("ebpf"),
+		Logger:            log,
 		Attach:            e.Attach,
 		SocketLB:          e.SocketLB,
 		Interfaces:        e.Interfaces,
 		XDPMode:           e.XDPMode,
 		PinPath:           e.PinPath,
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll || cfg.NFTables.MasqueradeAll,
-		ClusterCIDRs:      cluster,
-		NodePortAddresses: nodePorts,
+		ClusterCIDRs:      k.clusterCIDRs,
+		NodePortAddresses: k.nodePortAddresses,
 	})
 }
 
-func newIPTables(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.Datapath, error) {
-	cluster, err := clusterCIDRs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	nodePorts, err := nodePortPrefixes(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newIPTables(cfg *config.Config, log *zap.Logger, k kernelOptions, hooks datapathHooks) (lb.Datapath, error) {
 	flavour, err := iptables.ParseFlavour(cfg.Lbkit.IPTablesFlavour)
 	if err != nil {
 		return nil, err
 	}
 	return iptables.New(iptables.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log.Named("iptables"),
+		Logger:            log,
 		Flavour:           flavour,
 		MasqueradeBit:     int(cfg.IPTables.MasqueradeBit),
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll,
-		ClusterCIDRs:      cluster,
-		NodePortAddresses: nodePorts,
+		ClusterCIDRs:      k.clusterCIDRs,
+		NodePortAddresses: k.nodePortAddresses,
 		NodeName:          nodeName(cfg),
 		OnFallback:        hooks.partialFallback,
 	})
 }
 
-func newIPVS(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
-	if err := ipvs.Available(); err != nil {
-		return nil, err
-	}
-	cluster, err := clusterCIDRs(cfg)
-	if err != nil {
-		return nil, err
-	}
-	nodePorts, err := nodePortPrefixes(cfg)
-	if err != nil {
-		return nil, err
-	}
+func newIPVS(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	exclude, err := parsePrefixes("ipvs.excludeCIDRs", cfg.IPVS.ExcludeCIDRs)
 	if err != nil {
 		return nil, err
 	}
 	return ipvs.New(ipvs.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log.Named("ipvs"),
+		Logger:            log,
 		Scheduler:         cfg.IPVS.Scheduler,
 		StrictARP:         cfg.IPVS.StrictARP,
 		ExcludeCIDRs:      exclude,
@@ -141,7 +135,7 @@ func newIPVS(cfg *config.Config, log *zap.Logger) (lb.Datapath, error) {
 		TCPFinTimeout:     cfg.IPVS.TCPFinTimeout.Duration,
 		UDPTimeout:        cfg.IPVS.UDPTimeout.Duration,
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll,
-		ClusterCIDRs:      cluster,
-		NodePortAddresses: nodePorts,
+		ClusterCIDRs:      k.clusterCIDRs,
+		NodePortAddresses: k.nodePortAddresses,
 	})
 }
