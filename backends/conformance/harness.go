@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -137,15 +138,38 @@ func listenBoth(addr netip.Addr) (net.Listener, net.PacketConn, error) {
 	return nil, nil, fmt.Errorf("no port of %s free for both TCP and UDP: %w", addr, lastErr)
 }
 
+// Loopback frontend ports come from below the kernel's ephemeral range
+// (32768 and up by default) and above the fixed client source ports, so
+// that no client socket can be given a frontend's port by chance while a
+// scenario has it unbound (between deleting and re-adding a service).
+const (
+	firstFrontendPort = 24000
+	frontendPorts     = 8000
+)
+
 // freeLoopbackPort returns a port of 127.0.0.1 that is free for TCP and UDP
 // right now, for a frontend the datapath will bind.
 func freeLoopbackPort() (uint16, error) {
-	ln, pc, err := listenBoth(loopbackAddr)
-	if err != nil {
-		return 0, err
+	var lastErr error
+	start := rand.IntN(frontendPorts)
+	for i := range 200 {
+		port := uint16(firstFrontendPort + (start+i*37)%frontendPorts)
+		addr := netip.AddrPortFrom(loopbackAddr, port).String()
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			lastErr = err
+			_ = ln.Close()
+			continue
+		}
+		return port, errors.Join(ln.Close(), pc.Close())
 	}
-	port := netip.MustParseAddrPort(ln.Addr().String()).Port()
-	return port, errors.Join(ln.Close(), pc.Close())
+	return 0, fmt.Errorf("no port of %s in %d-%d free for both TCP and UDP: %w",
+		loopbackAddr, firstFrontendPort, firstFrontendPort+frontendPorts-1, lastErr)
 }
 
 // skipf skips the scenario with a reason prefixed by the datapath's name.
