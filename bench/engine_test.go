@@ -107,5 +107,4 @@ func TestGenerateIsDeterministicAndInRange(t *testing.T) {
 	if s := e.Snapshot(); s.Len() != 1000 || s.Backends() != 3000 {
 		t.Fatalf("snapshot has %d services / %d backends, want 1000 / 3000", s.Len(), s.Backends())
 	}
-	_ = lb.Random
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"strings"
 	"syscall"
 
 	"github.com/lbkit/lbkit/internal/netns"
@@ -193,13 +192,10 @@ func noEndpointsReject(h *harness) {
 }
 
 // hairpin: a backend that reaches its own service through the frontend is
-// answered, also when the connection lands on itself. The node's bridge
-// ports get hairpin mode, as a CNI bridge for pods has (kubenet, the bridge
-// plugin's hairpinMode): with bridge netfilter on, a connection DNATed back
-// to the pod it came from leaves through the port it entered by.
+// answered, also when the connection lands on itself (internal/netns puts
+// the node's bridge ports in hairpin mode, as a CNI bridge does for pods).
 func hairpin(h *harness) {
 	h.requireNamespaces("a backend reaches the frontend from its own namespace")
-	h.bridgeHairpinMode()
 	sched := h.spreadScheduler()
 	fe := h.frontend(lb.TCP)
 	h.install(service("hairpin", sched, fe), h.ready())
@@ -284,31 +280,4 @@ func foreignStateSurvives(h *harness) {
 		h.t.Fatalf("Cleanup: %v", err)
 	}
 	check(h.t, "Cleanup")
-}
-
-// bridgeHairpinMode turns hairpin mode on for every port of the node's
-// backend bridge.
-func (h *harness) bridgeHairpinMode() {
-	h.t.Helper()
-	node := h.env.Topo.Node
-	out, err := node.Exec(h.ctx, "ip", "-o", "link", "show", "master", netns.BridgeName)
-	if err != nil {
-		h.t.Fatalf("list the ports of %s: %v", netns.BridgeName, err)
-	}
-	ports := 0
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		// "5: lbback0@if2: <...> ..."
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		port, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
-		if _, err := node.Exec(h.ctx, "ip", "link", "set", "dev", port, "type", "bridge_slave", "hairpin", "on"); err != nil {
-			h.t.Fatalf("hairpin mode on bridge port %s: %v", port, err)
-		}
-		ports++
-	}
-	if ports != len(h.env.Topo.Backends) {
-		h.t.Fatalf("found %d ports on %s, want one per backend (%d): %s", ports, netns.BridgeName, len(h.env.Topo.Backends), out)
-	}
 }

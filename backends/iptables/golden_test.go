@@ -3,14 +3,13 @@ package iptables
 import (
 	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/golden"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -76,44 +75,7 @@ func goldenConfig(v6 bool, opts Options) *genConfig {
 // -update).
 func checkGolden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -run %s -update to create it)", err, t.Name())
-	}
-	if got != string(want) {
-		t.Errorf("restore input differs from %s (go test -update rewrites it):\n%s", path, diffLines(string(want), got))
-	}
-}
-
-// diffLines shows the first lines where want and got differ.
-func diffLines(want, got string) string {
-	w, g := strings.Split(want, "\n"), strings.Split(got, "\n")
-	var b strings.Builder
-	shown := 0
-	for i := 0; i < max(len(w), len(g)) && shown < 10; i++ {
-		var wl, gl string
-		if i < len(w) {
-			wl = w[i]
-		}
-		if i < len(g) {
-			gl = g[i]
-		}
-		if wl != gl {
-			b.WriteString("line " + strconv.Itoa(i+1) + ":\n-" + wl + "\n+" + gl + "\n")
-			shown++
-		}
-	}
-	return b.String()
+	golden.Check(t, filepath.Join("testdata", name+".golden"), got, *update)
 }
 
 // bothFamilies renders what a plan function returns for each family.
@@ -221,7 +183,7 @@ func TestGoldenPartial(t *testing.T) {
 		fromScratch := scratch.planFull(goldenConfig(v6, Options{}), s, nil, nil, false)
 		if string(fromPartial.input()) != string(fromScratch.input()) {
 			t.Errorf("%s: full plan after partial syncs differs from one from scratch:\n%s", familyName(v6),
-				diffLines(string(fromScratch.input()), string(fromPartial.input())))
+				golden.Diff(string(fromScratch.input()), string(fromPartial.input())))
 		}
 	}
 }
