@@ -306,13 +306,12 @@ func (d *Datapath) syncFull(ctx context.Context, s *lb.Snapshot, bad map[lb.Serv
 	var changes []change
 	for _, f := range d.fams {
 		start := time.Now()
-		p := f.state.planFull(&f.gen, s, keep, f.buf, f.state.ready)
-		in := p.input()
+		p := f.state.planFull(&f.gen, s, keep)
 		d.timing.generate += time.Since(start)
 		if p == nil {
 			continue
 		}
-		if err := d.executeFull(ctx, f, s, keep, p, in); err != nil {
+		if err := d.executeFull(ctx, f, p); err != nil {
 			return fmt.Errorf("iptables: full sync: %w", err)
 		}
 		changes = append(changes, p.changes...)
@@ -356,27 +355,34 @@ func (d *Datapath) syncPartial(ctx context.Context, s *lb.Snapshot, changed lb.C
 	return nil
 }
 
-// executeFull runs one family's full plan, whose restore input is in, and
-// makes sure the jumps into our chains exist. When they were installed
-// before, the input checks them itself (planFull with checks); otherwise, or
-// when a check fails, the jumps are read first and the missing ones added
-// to the input (see bootstrapper).
-func (d *Datapath) executeFull(ctx context.Context, f *family, s *lb.Snapshot, keep map[lb.ServiceKey]bool, p *famPlan, in []byte) error {
+// executeFull renders and runs one family's full plan and makes sure the
+// jumps into our chains exist. When they were installed before, the input
+// checks them itself, which costs nothing when they are there; otherwise,
+// or when a check fails, the jumps are read first and the missing ones are
+// inserted by the same input (see bootstrapper).
+func (d *Datapath) executeFull(ctx context.Context, f *family, p *famPlan) error {
 	if f.state.ready {
-		err := d.execute(ctx, f, p, in)
+		err := d.execute(ctx, f, p, d.render(f, p, checkAll()))
 		var re *RestoreError
 		if !errors.As(err, &re) || !strings.HasPrefix(re.Input, "-C ") {
 			return err
 		}
 		d.log.Warn("a jump into lbkit's chains is missing; adding it", zap.String("family", familyName(f.v6)), zap.String("check", re.Input))
-		p = f.state.planFull(&f.gen, s, keep, nil, false)
-		in = p.input()
 	}
 	missing, err := f.missingJumps(ctx)
 	if err != nil {
 		return fmt.Errorf("%s: %w", familyName(f.v6), err)
 	}
-	return d.execute(ctx, f, p, withJumps(in, missing))
+	return d.execute(ctx, f, p, d.render(f, p, insert(missing)))
+}
+
+// render writes a full plan's restore input into the family's buffer,
+// counting the time as rule generation.
+func (d *Datapath) render(f *family, p *famPlan, tail jumpTail) []byte {
+	start := time.Now()
+	in := p.render(&f.gen, f.buf, tail)
+	d.timing.generate += time.Since(start)
+	return in
 }
 
 // execute runs one family's plan, whose restore input is in, and records

@@ -33,15 +33,15 @@ func BenchmarkGenerate(b *testing.B) {
 		g := goldenConfig(false, Options{})
 		b.Run(fmt.Sprintf("full/services=%d", n), func(b *testing.B) {
 			for b.Loop() {
-				_ = newFamState().planFull(g, s, nil, nil, false).input()
+				_ = newFamState().planFull(g, s, nil).render(g, nil, jumpTail{})
 			}
 		})
 		fs := newFamState()
-		fs = fs.apply(fs.planFull(g, s, nil, nil, false))
+		fs = fs.apply(fs.planFull(g, s, nil))
 		b.Run(fmt.Sprintf("resync/services=%d", n), func(b *testing.B) {
 			var buf []byte
 			for b.Loop() {
-				buf = fs.planFull(g, s, nil, buf, true).input()
+				buf = fs.planFull(g, s, nil).render(g, buf, checkAll())
 			}
 		})
 		b.Run(fmt.Sprintf("partial/services=%d", n), func(b *testing.B) {

@@ -111,7 +111,7 @@ func TestGoldenFull(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			checkGolden(t, tc.name, bothFamilies(func(v6 bool) *famPlan {
-				return newFamState().planFull(goldenConfig(v6, tc.opts), s, nil, nil, false)
+				return fullPlan(newFamState(), goldenConfig(v6, tc.opts), s)
 			}))
 		})
 	}
@@ -128,7 +128,7 @@ func TestGoldenPartial(t *testing.T) {
 	states := map[bool]*famState{}
 	for _, v6 := range []bool{false, true} {
 		fs := newFamState()
-		states[v6] = fs.apply(fs.planFull(goldenConfig(v6, Options{}), s, nil, nil, false))
+		states[v6] = fs.apply(fs.planFull(goldenConfig(v6, Options{}), s, nil))
 	}
 	steps := []struct {
 		name   string
@@ -177,13 +177,23 @@ func TestGoldenPartial(t *testing.T) {
 	// After the steps, a full plan from the partial state equals one from
 	// scratch: partial syncs kept the recorded state right.
 	for _, v6 := range []bool{false, true} {
-		fromPartial := states[v6].planFull(goldenConfig(v6, Options{}), s, nil, nil, false)
+		fromPartial := fullPlan(states[v6], goldenConfig(v6, Options{}), s)
 		scratch := newFamState()
 		scratch.ready = states[v6].ready
-		fromScratch := scratch.planFull(goldenConfig(v6, Options{}), s, nil, nil, false)
+		fromScratch := fullPlan(scratch, goldenConfig(v6, Options{}), s)
 		if string(fromPartial.input()) != string(fromScratch.input()) {
 			t.Errorf("%s: full plan after partial syncs differs from one from scratch:\n%s", familyName(v6),
 				golden.Diff(string(fromScratch.input()), string(fromPartial.input())))
 		}
 	}
+}
+
+// fullPlan returns the full plan of s from fs with its restore input
+// rendered (without jump checks); nil when there is nothing to write.
+func fullPlan(fs *famState, g *genConfig, s *lb.Snapshot) *famPlan {
+	p := fs.planFull(g, s, nil)
+	if p != nil {
+		p.render(g, nil, jumpTail{})
+	}
+	return p
 }

@@ -40,9 +40,10 @@ func TestOddNamesCannotInject(t *testing.T) {
 			var want int
 			for _, st := range []*lb.Snapshot{s} {
 				st.Range(func(ss *lb.ServiceState) bool {
-					rec := d.fams[0].gen.build(ss)
-					for _, c := range rec.chains {
-						want += strings.Count(string(c.rules), "\n")
+					g := &d.fams[0].gen
+					rec := g.build(ss)
+					for i := range rec.chains {
+						want += strings.Count(string(g.appendRules(nil, &rec.chains[i])), "\n")
 					}
 					want += len(rec.dispatch) + len(rec.filter)
 					return true

@@ -92,9 +92,13 @@ func shardOf(a netip.Addr) int {
 }
 
 // shardChain names shard i.
-func shardChain(i int) string {
+func shardChain(i int) string { return string(appendShardChain(nil, i)) }
+
+// appendShardChain appends the name of shard i.
+func appendShardChain(b []byte, i int) []byte {
 	const hex = "0123456789abcdef"
-	return shardPrefix + string([]byte{hex[i>>4], hex[i&15]})
+	b = append(b, shardPrefix...)
+	return append(b, hex[i>>4], hex[i&15])
 }
 
 // shardMatch returns the -d match selecting the addresses of shard i:

@@ -16,12 +16,12 @@ type famState struct {
 	// ready: the fixed chains exist and a sync checked the jumps into them.
 	ready    bool
 	services map[lb.ServiceKey]*svcRecord
-	// shards, nodePorts and filter hold the dispatch and reject rules of
-	// the shared chains, per service, so that a chain can be rewritten
-	// from the services in it.
-	shards    [shards]map[lb.ServiceKey][]string
-	nodePorts map[lb.ServiceKey][]string
-	filter    map[lb.ServiceKey][]string
+	// shards, nodePorts and filter index the services with rules in the
+	// shared chains (dispatch and reject rules), so that a chain can be
+	// rewritten from the services in it.
+	shards    [shards]map[lb.ServiceKey]*svcRecord
+	nodePorts map[lb.ServiceKey]*svcRecord
+	filter    map[lb.ServiceKey]*svcRecord
 	// found lists chains of ours per table seen in the kernel by Adopt; the
 	// next full sync deletes those it does not rewrite.
 	found map[string][]string
@@ -30,8 +30,8 @@ type famState struct {
 func newFamState() *famState {
 	return &famState{
 		services:  make(map[lb.ServiceKey]*svcRecord),
-		nodePorts: make(map[lb.ServiceKey][]string),
-		filter:    make(map[lb.ServiceKey][]string),
+		nodePorts: make(map[lb.ServiceKey]*svcRecord),
+		filter:    make(map[lb.ServiceKey]*svcRecord),
 	}
 }
 
@@ -42,14 +42,15 @@ type famPlan struct {
 	// static: the fixed chains are (re)written, so the jumps into them must
 	// be checked after the restore.
 	static bool
-	// next is the state after a successful restore (full sync); for a
-	// partial sync apply updates the current state instead.
-	next *famState
+	// next is the state after a successful restore (full sync), prev the
+	// state it replaces; for a partial sync apply updates the current state
+	// instead.
+	next, prev *famState
 	// delta of a partial sync.
 	records   map[lb.ServiceKey]*svcRecord // nil value: removed
-	shardsNew map[int]map[lb.ServiceKey][]string
-	nodePorts map[lb.ServiceKey][]string // nil: unchanged
-	filterNew map[lb.ServiceKey][]string // nil: unchanged
+	shardsNew map[int]map[lb.ServiceKey]*svcRecord
+	nodePorts map[lb.ServiceKey]*svcRecord // nil: unchanged
+	filterNew map[lb.ServiceKey]*svcRecord // nil: unchanged
 	// changes are the services whose programmed state changed, for
 	// conntrack cleanup.
 	changes []change
@@ -120,11 +121,8 @@ func (fs *famState) apply(p *famPlan) *famState {
 // Services in keep are not rewritten: their current record stays (they
 // failed before the datapath could program them). The plan is nil when the
 // family has nothing to program and nothing of ours exists in it. The
-// restore input is written into buf's storage when it is large enough:
-// reusing one buffer spares the page faults of a fresh allocation of many
-// megabytes at every full sync. With checks, each table's section ends with
-// a check of the jumps into our chains (see bootstrapper).
-func (fs *famState) planFull(g *genConfig, s *lb.Snapshot, keep map[lb.ServiceKey]bool, buf []byte, checks bool) *famPlan {
+// restore input is written by render.
+func (fs *famState) planFull(g *genConfig, s *lb.Snapshot, keep map[lb.ServiceKey]bool) *famPlan {
 	next := newFamState()
 	var changes []change
 	s.Range(func(st *lb.ServiceState) bool {
@@ -151,57 +149,79 @@ func (fs *famState) planFull(g *genConfig, s *lb.Snapshot, keep map[lb.ServiceKe
 		return nil
 	}
 	next.ready = true
-	p := &famPlan{static: true, next: next, changes: changes}
+	return &famPlan{static: true, next: next, prev: fs, changes: changes}
+}
 
+// jumpTail is what a full plan's restore input says, at the end of each
+// table's section, about the jumps from the built-in chains into ours:
+// line(j) for each jump j in js (checks of every jump, or insertions of the
+// missing ones; nothing when js is empty).
+type jumpTail struct {
+	js   []jump
+	line func(jump) string
+}
+
+// checkAll is the tail of a family whose jumps were installed before.
+func checkAll() jumpTail { return jumpTail{jumps(), jump.checkLine} }
+
+// insert is the tail adding the missing jumps js.
+func insert(js []jump) jumpTail { return jumpTail{js, jump.insertLine} }
+
+// svcChain is a service chain of a full plan: to write, or (rec nil) to
+// delete.
+type svcChain struct {
+	c   *chainText
+	rec *svcRecord
+}
+
+// render writes the restore input of a full plan (p.in), into buf's storage
+// when it is large enough: reusing one buffer spares the page faults of a
+// fresh allocation of many megabytes at every full sync.
+func (p *famPlan) render(g *genConfig, buf []byte, tail jumpTail) []byte {
+	fs, next := p.prev, p.next
 	// Chain references in an order that keeps iptables-nft-restore
 	// linear (see the chain names' comment): the fixed and shard chains,
 	// whose names sort first, are declared up front; then every service
 	// chain in descending name order, each followed by the dispatch rules
 	// that jump to it.
-	want := make(map[string]bool, len(next.services)+shards+8)
-	for _, c := range []string{chainNodePorts, chainServices, chainPostrouting} {
-		want[c] = true
-	}
-	if len(g.clusterCIDRs) > 0 {
-		want[chainNonCluster] = true
-	}
-	type svcChain struct {
-		c   chainText
-		rec *svcRecord // nil for a stale chain to delete
-	}
 	var chains []svcChain
 	for _, r := range next.services {
-		for _, c := range r.chains {
+		for i := range r.chains {
+			c := &r.chains[i]
 			chains = append(chains, svcChain{c, r})
-			want[c.name] = true
-		}
-	}
-	for i := range shards {
-		if len(next.shards[i]) > 0 {
-			want[shardChain(i)] = true
 		}
 	}
 	// What the previous state or the kernel had and this one does not is
 	// deleted: service chains in their place in the order (only shard
-	// rules, flushed first, jump to them), anything else at the end.
+	// rules, flushed first, jump to them), anything else at the end. A
+	// chain name belongs to one service, so a previous service chain stays
+	// exactly when the service's new record has it.
 	stale := map[string]bool{}
-	for _, r := range fs.services {
+	for key, r := range fs.services {
+		now := next.services[key]
 		for _, c := range r.chains {
-			stale[c.name] = true
+			if !now.hasChain(c.name) {
+				stale[c.name] = true
+			}
 		}
 	}
 	for i := range shards {
-		if len(fs.shards[i]) > 0 {
+		if len(fs.shards[i]) > 0 && len(next.shards[i]) == 0 {
 			stale[shardChain(i)] = true
 		}
 	}
-	for _, c := range fs.found["nat"] {
-		stale[c] = true
+	if found := fs.found["nat"]; len(found) > 0 {
+		want := next.natChains(g)
+		for _, c := range found {
+			if !want[c] {
+				stale[c] = true
+			}
+		}
 	}
 	var staleOther []string
-	for _, c := range without(stale, want) {
+	for _, c := range slices.Sorted(maps.Keys(stale)) {
 		if strings.HasPrefix(c, serviceChainPrefix) {
-			chains = append(chains, svcChain{c: chainText{name: c}})
+			chains = append(chains, svcChain{c: &chainText{name: c}})
 		} else {
 			staleOther = append(staleOther, c)
 		}
@@ -223,12 +243,16 @@ func (fs *famState) planFull(g *genConfig, s *lb.Snapshot, keep map[lb.ServiceKe
 		b = append(b, ":"+c+" - [0:0]\n"...)
 	}
 	for _, sc := range chains {
-		b = append(b, ":"+sc.c.name+" - [0:0]\n"...)
+		b = append(b, ":"...)
+		b = append(b, sc.c.name...)
+		b = append(b, " - [0:0]\n"...)
 		if sc.rec == nil {
-			b = append(b, "-X "+sc.c.name+"\n"...)
+			b = append(b, "-X "...)
+			b = append(b, sc.c.name...)
+			b = append(b, '\n')
 			continue
 		}
-		b = append(b, sc.c.rules...)
+		b = g.appendRules(b, sc.c)
 		for _, d := range sc.rec.dispatch {
 			if d.target == sc.c.name {
 				b = append(b, d.line...)
@@ -240,21 +264,36 @@ func (fs *famState) planFull(g *genConfig, s *lb.Snapshot, keep map[lb.ServiceKe
 	for _, c := range staleOther {
 		b = append(b, "-X "+c+"\n"...)
 	}
-	if checks {
-		b = appendJumpLines(b, jumps(), "nat", jump.checkLine)
-	}
+	b = appendJumpLines(b, tail.js, "nat", tail.line)
 	b = append(b, "COMMIT\n*filter\n"...)
-	b = appendChain(b, chainNoEndpoints, sortedLines(next.filter))
+	b = appendChain(b, chainNoEndpoints, sortedLines(next.filter, filterOf))
 	fstale := map[string]bool{}
 	for _, c := range fs.found["filter"] {
 		fstale[c] = true
 	}
 	b = appendDeletes(b, without(fstale, map[string]bool{chainNoEndpoints: true}))
-	if checks {
-		b = appendJumpLines(b, jumps(), "filter", jump.checkLine)
-	}
+	b = appendJumpLines(b, tail.js, "filter", tail.line)
 	p.in = append(b, "COMMIT\n"...)
-	return p
+	return p.in
+}
+
+// natChains returns the nat chains a full plan of the state writes.
+func (fs *famState) natChains(g *genConfig) map[string]bool {
+	want := map[string]bool{chainNodePorts: true, chainServices: true, chainPostrouting: true}
+	if len(g.clusterCIDRs) > 0 {
+		want[chainNonCluster] = true
+	}
+	for _, r := range fs.services {
+		for _, c := range r.chains {
+			want[c.name] = true
+		}
+	}
+	for i := range shards {
+		if len(fs.shards[i]) > 0 {
+			want[shardChain(i)] = true
+		}
+	}
+	return want
 }
 
 // natSize returns about how many bytes the nat section of a full plan of
@@ -263,7 +302,7 @@ func (fs *famState) natSize() int {
 	n := 16 << 10 // fixed chains
 	for _, r := range fs.services {
 		for _, c := range r.chains {
-			n += len(c.name) + len(c.rules) + 12
+			n += len(c.name) + 12 + ruleSize(&c.grp, r.state)
 		}
 		for _, d := range r.dispatch {
 			n += len(d.line) + 1
@@ -279,14 +318,14 @@ func (fs *famState) add(key lb.ServiceKey, rec *svcRecord) {
 		m := fs.nodePorts
 		if d.shard != nodePortShard {
 			if fs.shards[d.shard] == nil {
-				fs.shards[d.shard] = make(map[lb.ServiceKey][]string)
+				fs.shards[d.shard] = make(map[lb.ServiceKey]*svcRecord)
 			}
 			m = fs.shards[d.shard]
 		}
-		m[key] = append(m[key], d.line)
+		m[key] = rec
 	}
 	if len(rec.filter) > 0 {
-		fs.filter[key] = rec.filter
+		fs.filter[key] = rec
 	}
 }
 
@@ -295,8 +334,8 @@ func (fs *famState) add(key lb.ServiceKey, rec *svcRecord) {
 // they change. The plan is nil when nothing in this family changes. The
 // restore input is written into buf's storage when it is large enough.
 func (fs *famState) planPartial(g *genConfig, s *lb.Snapshot, keys []lb.ServiceKey, buf []byte) *famPlan {
-	p := &famPlan{records: make(map[lb.ServiceKey]*svcRecord), shardsNew: make(map[int]map[lb.ServiceKey][]string)}
-	var chains []chainText
+	p := &famPlan{records: make(map[lb.ServiceKey]*svcRecord), shardsNew: make(map[int]map[lb.ServiceKey]*svcRecord)}
+	var chains []*chainText
 	var dead []string
 	touched := map[int]bool{}
 	nodePortsTouched, filterTouched := !fs.ready, !fs.ready
@@ -315,7 +354,9 @@ func (fs *famState) planPartial(g *genConfig, s *lb.Snapshot, keys []lb.ServiceK
 		p.records[key] = rec
 		p.changes = append(p.changes, change{old, rec})
 		if rec != nil {
-			chains = append(chains, rec.chains...)
+			for i := range rec.chains {
+				chains = append(chains, &rec.chains[i])
+			}
 		}
 		if old != nil {
 			for _, c := range old.chains {
@@ -341,39 +382,41 @@ func (fs *famState) planPartial(g *genConfig, s *lb.Snapshot, keys []lb.ServiceK
 		return nil
 	}
 
-	slices.SortFunc(chains, func(a, b chainText) int { return cmp.Compare(b.name, a.name) })
+	slices.SortFunc(chains, func(a, b *chainText) int { return cmp.Compare(b.name, a.name) })
 	var nat []byte
 	if !fs.ready {
 		nat = g.appendMarkChains(nat)
 	}
 	for _, c := range chains {
 		nat = append(nat, ":"+c.name+" - [0:0]\n"...)
-		nat = append(nat, c.rules...)
+		nat = g.appendRules(nat, c)
 	}
 	emptinessChanged := !fs.ready
 	for i := shards - 1; i >= 0; i-- {
 		if !touched[i] {
 			continue
 		}
+		lines := func(r *svcRecord) []string { return r.dispatchLines(i) }
 		m := maps.Clone(fs.shards[i])
 		if m == nil {
-			m = make(map[lb.ServiceKey][]string)
+			m = make(map[lb.ServiceKey]*svcRecord)
 		}
-		p.patch(m, func(r *svcRecord) []string { return r.dispatchLines(i) })
+		p.patch(m, lines)
 		p.shardsNew[i] = m
 		if (len(m) > 0) != (len(fs.shards[i]) > 0) {
 			emptinessChanged = true
 		}
 		if len(m) > 0 {
-			nat = appendChain(nat, shardChain(i), sortedLines(m))
+			nat = appendChain(nat, shardChain(i), sortedLines(m, lines))
 		} else {
 			dead = append(dead, shardChain(i))
 		}
 	}
 	if nodePortsTouched {
+		lines := func(r *svcRecord) []string { return r.dispatchLines(nodePortShard) }
 		p.nodePorts = maps.Clone(fs.nodePorts)
-		p.patch(p.nodePorts, func(r *svcRecord) []string { return r.dispatchLines(nodePortShard) })
-		nat = appendChain(nat, chainNodePorts, sortedLines(p.nodePorts))
+		p.patch(p.nodePorts, lines)
+		nat = appendChain(nat, chainNodePorts, sortedLines(p.nodePorts, lines))
 	}
 	nonEmpty := func(i int) bool {
 		if m, ok := p.shardsNew[i]; ok {
@@ -394,25 +437,21 @@ func (fs *famState) planPartial(g *genConfig, s *lb.Snapshot, keys []lb.ServiceK
 	var filter []byte
 	if filterTouched {
 		p.filterNew = maps.Clone(fs.filter)
-		p.patch(p.filterNew, func(r *svcRecord) []string { return r.filter })
-		filter = appendChain(nil, chainNoEndpoints, sortedLines(p.filterNew))
+		p.patch(p.filterNew, filterOf)
+		filter = appendChain(nil, chainNoEndpoints, sortedLines(p.filterNew, filterOf))
 	}
 	p.in = assemble(buf, nat, filter)
 	return p
 }
 
-// patch sets, in a shared chain's rules per service, the rules of every
-// service the plan changes.
-func (p *famPlan) patch(m map[lb.ServiceKey][]string, lines func(*svcRecord) []string) {
+// patch sets, in the index of a shared chain's services, every service
+// the plan changes: present when it has rules (lines) in the chain.
+func (p *famPlan) patch(m map[lb.ServiceKey]*svcRecord, lines func(*svcRecord) []string) {
 	for key, r := range p.records {
-		var l []string
-		if r != nil {
-			l = lines(r)
-		}
-		if len(l) == 0 {
+		if r == nil || len(lines(r)) == 0 {
 			delete(m, key)
 		} else {
-			m[key] = l
+			m[key] = r
 		}
 	}
 }
@@ -442,12 +481,13 @@ func filterOf(r *svcRecord) []string {
 	return r.filter
 }
 
-// sortedLines returns the rules of a shared chain in a stable order.
-func sortedLines(m map[lb.ServiceKey][]string) []string {
+// sortedLines returns the rules (lines) of the services of a shared chain
+// in a stable order.
+func sortedLines(m map[lb.ServiceKey]*svcRecord, lines func(*svcRecord) []string) []string {
 	keys := slices.Sorted(maps.Keys(m))
 	var out []string
 	for _, k := range keys {
-		out = append(out, m[k]...)
+		out = append(out, lines(m[k])...)
 	}
 	return out
 }

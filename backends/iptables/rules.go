@@ -25,6 +25,9 @@ type genConfig struct {
 	nodePortAddrs []netip.Prefix
 	// nodeName, when set, limits hairpin rules to backends on this node.
 	nodeName string
+	// scratch is build's reusable text buffer (a genConfig serves one
+	// sync at a time).
+	scratch []byte
 }
 
 // masqClass says which traffic a service chain masquerades.
@@ -40,8 +43,8 @@ const (
 	masqAlways
 )
 
-// svcRecord is what one service contributes to one family's tables: the
-// generated text of its chains and of its rules in shared chains.
+// svcRecord is what one service contributes to one family's tables: its
+// chains and the text of its rules in shared chains.
 type svcRecord struct {
 	state  *lb.ServiceState
 	v6     bool
@@ -52,12 +55,28 @@ type svcRecord struct {
 	// filter holds rules of chainNoEndpoints, one per frontend without
 	// backends (several for a NodePort with several NodePortAddresses).
 	filter []string
+	// inline holds the chains and dispatch rules of a record with one
+	// frontend group and one frontend, so that they need no allocation of
+	// their own.
+	inline struct {
+		chains   [1]chainText
+		dispatch [1]dispatchRule
+	}
 }
 
-// chainText is one service chain: its name and its rules ("-A name ...\n").
+// chainText is one service chain: its name, and the service and frontend
+// group it serves. Its rules ("-A name ...\n") are not kept: they are
+// generated straight into each restore input that writes the chain, which
+// costs less than keeping 10,000 services' rules and copying them.
 type chainText struct {
-	name  string
-	rules []byte
+	name string
+	st   *lb.ServiceState
+	grp  group
+}
+
+// appendRules appends the chain's rules to b.
+func (g *genConfig) appendRules(b []byte, c *chainText) []byte {
+	return g.serviceChain(b, c.st, &c.grp)
 }
 
 // dispatchRule is a complete "-A chain ..." line in a frontend shard
@@ -70,11 +89,6 @@ type dispatchRule struct {
 
 // nodePortShard marks a dispatch rule of chainNodePorts.
 const nodePortShard = -1
-
-// empty reports whether the record programs nothing.
-func (r *svcRecord) empty() bool {
-	return len(r.chains) == 0 && len(r.dispatch) == 0 && len(r.filter) == 0
-}
 
 // hasChain reports whether the record owns chain name.
 func (r *svcRecord) hasChain(name string) bool {
@@ -99,14 +113,22 @@ type group struct {
 	backends []lb.Backend
 }
 
-// build generates the record of st for the family of g; nil when st has no
-// frontend of that family.
+// build returns the record of st for the family of g; nil when st has no
+// frontend of that family. The text of its dispatch and filter lines is
+// one string whose substrings the record holds (a few allocations per
+// service, not one per line, which matters at 10,000 services); its chains'
+// rules are generated later (see chainText).
 func (g *genConfig) build(st *lb.ServiceState) *svcRecord {
 	svc := st.Service
 	key := svc.Key
-	rec := &svcRecord{state: st, v6: g.v6}
 	escaped := escapeKey(key)
-	var groups []*group
+	b := g.scratch[:0]
+	var grpBuf [2]group
+	groups := grpBuf[:0]
+	// Lines are recorded as spans of b until b is final.
+	type line struct{ shard, group, from, to int }
+	var dispBuf, filtBuf [2]line
+	disp, filt := dispBuf[:0], filtBuf[:0]
 	for _, fs := range st.Frontends {
 		if fs.Addr.Is6() != g.v6 {
 			continue
@@ -116,9 +138,6 @@ func (g *genConfig) build(st *lb.ServiceState) *svcRecord {
 		if external {
 			policy = svc.ExternalPolicy
 		}
-		// The comment names the service and the frontend's kind, for
-		// Inspect and for humans reading iptables-save.
-		comment := " -m comment --comment \"" + escaped + " " + fs.Kind.String() + "\""
 		if len(fs.Backends) == 0 {
 			verdict := "REJECT"
 			if policy == lb.PolicyLocal && hasUsableEndpoint(st.Endpoints, g.v6) {
@@ -127,44 +146,79 @@ func (g *genConfig) build(st *lb.ServiceState) *svcRecord {
 				verdict = "DROP"
 			}
 			for _, m := range g.frontendMatches(fs.Frontend) {
-				rec.filter = append(rec.filter, "-A "+chainNoEndpoints+m+comment+" -j "+verdict)
+				from := len(b)
+				b = append(b, "-A "+chainNoEndpoints...)
+				b = append(b, m...)
+				b = appendComment(b, escaped, fs.Kind)
+				b = append(b, " -j "...)
+				b = append(b, verdict...)
+				filt = append(filt, line{from: from, to: len(b)})
 			}
 			continue
 		}
-		grp := findGroup(groups, fs, external)
-		if grp == nil {
+		gi := findGroup(groups, fs, external)
+		if gi < 0 {
 			ordinal := 0
 			for _, o := range groups {
 				if o.proto == fs.Protocol && o.external == external {
 					ordinal++
 				}
 			}
-			grp = &group{
+			groups = append(groups, group{
 				chain: serviceChain(key, fs.Protocol, external, ordinal), proto: fs.Protocol,
 				external: external, policy: policy, backends: fs.Backends,
-			}
-			groups = append(groups, grp)
+			})
+			gi = len(groups) - 1
 		}
-		rec.dispatch = append(rec.dispatch, dispatchLine(fs.Frontend, comment, grp.chain))
+		from := len(b)
+		var shard int
+		b, shard = appendDispatch(b, fs.Frontend, escaped, groups[gi].chain)
+		disp = append(disp, line{shard: shard, group: gi, from: from, to: len(b)})
 	}
+	if len(groups) == 0 && len(filt) == 0 {
+		g.scratch = b
+		return nil
+	}
+	g.scratch = b
+	text := string(b)
+
+	rec := &svcRecord{state: st, v6: g.v6}
+	rec.chains = rec.inline.chains[:0]
 	for _, grp := range groups {
-		rec.chains = append(rec.chains, chainText{name: grp.chain, rules: g.serviceChain(st, grp)})
+		rec.chains = append(rec.chains, chainText{name: grp.chain, st: st, grp: grp})
 	}
 	slices.SortFunc(rec.chains, func(a, b chainText) int { return cmp.Compare(a.name, b.name) })
-	if rec.empty() {
-		return nil
+	if len(disp) > 0 {
+		rec.dispatch = rec.inline.dispatch[:0]
+	}
+	for _, d := range disp {
+		rec.dispatch = append(rec.dispatch, dispatchRule{shard: d.shard, line: text[d.from:d.to], target: groups[d.group].chain})
+	}
+	for _, f := range filt {
+		rec.filter = append(rec.filter, text[f.from:f.to])
 	}
 	return rec
 }
 
-// findGroup returns the group fs belongs to, if it exists yet.
-func findGroup(groups []*group, fs lb.FrontendState, external bool) *group {
-	for _, grp := range groups {
+// findGroup returns the index of the group fs belongs to; -1 if it does not
+// exist yet.
+func findGroup(groups []group, fs lb.FrontendState, external bool) int {
+	for i, grp := range groups {
 		if grp.proto == fs.Protocol && grp.external == external && slices.Equal(grp.backends, fs.Backends) {
-			return grp
+			return i
 		}
 	}
-	return nil
+	return -1
+}
+
+// appendComment appends the comment naming the service and the frontend's
+// kind, for Inspect and for humans reading iptables-save.
+func appendComment(b []byte, escapedKey string, kind lb.FrontendKind) []byte {
+	b = append(b, " -m comment --comment \""...)
+	b = append(b, escapedKey...)
+	b = append(b, ' ')
+	b = append(b, kind.String()...)
+	return append(b, '"')
 }
 
 // hasUsableEndpoint reports whether any endpoint of the family could take
@@ -184,9 +238,17 @@ func isAnyNodePort(fe lb.Frontend) bool {
 }
 
 // protoMatch returns " -p tcp -m tcp --dport 80".
-func protoMatch(fe lb.Frontend) string {
+func protoMatch(fe lb.Frontend) string { return string(appendProtoMatch(nil, fe)) }
+
+// appendProtoMatch appends " -p tcp -m tcp --dport 80".
+func appendProtoMatch(b []byte, fe lb.Frontend) []byte {
 	p := fe.Protocol.String()
-	return " -p " + p + " -m " + p + " --dport " + strconv.Itoa(int(fe.Port))
+	b = append(b, " -p "...)
+	b = append(b, p...)
+	b = append(b, " -m "...)
+	b = append(b, p...)
+	b = append(b, " --dport "...)
+	return strconv.AppendInt(b, int64(fe.Port), 10)
 }
 
 // hostPrefix returns "a/32" or "a/128".
@@ -194,26 +256,25 @@ func hostPrefix(a netip.Addr) string {
 	return netip.PrefixFrom(a, a.BitLen()).String()
 }
 
-// dispatchLine returns the rule that sends traffic to fe to a service
-// chain: in fe's shard, or in chainNodePorts for a NodePort on every node
-// address (which the jump to that chain selects).
-func dispatchLine(fe lb.Frontend, comment, target string) dispatchRule {
-	d := dispatchRule{shard: nodePortShard, target: target}
-	b := make([]byte, 0, 96+len(comment)+len(target))
+// appendDispatch appends the rule that sends traffic to fe to the service
+// chain target: in fe's shard, or in chainNodePorts for a NodePort on every
+// node address (which the jump to that chain selects). It returns the
+// shard (nodePortShard for chainNodePorts).
+func appendDispatch(b []byte, fe lb.Frontend, escapedKey, target string) ([]byte, int) {
+	shard := nodePortShard
 	b = append(b, "-A "...)
 	if isAnyNodePort(fe) {
 		b = append(b, chainNodePorts...)
 	} else {
-		d.shard = shardOf(fe.Addr)
-		b = append(b, shardChain(d.shard)+" -d "...)
+		shard = shardOf(fe.Addr)
+		b = appendShardChain(b, shard)
+		b = append(b, " -d "...)
 		b = appendHostPrefix(b, fe.Addr)
 	}
-	b = append(b, protoMatch(fe)...)
-	b = append(b, comment...)
+	b = appendProtoMatch(b, fe)
+	b = appendComment(b, escapedKey, fe.Kind)
 	b = append(b, " -j "...)
-	b = append(b, target...)
-	d.line = string(b)
-	return d
+	return append(b, target...), shard
 }
 
 // appendHostPrefix appends "a/32" or "a/128".
@@ -312,7 +373,7 @@ func (g *genConfig) markHex() string { return "0x" + strconv.FormatUint(uint64(g
 // the mark stays exactly when backend i was chosen. The unmark cannot undo a
 // mark the class set, since needsHairpin is false for sources the class
 // marks.
-func (g *genConfig) serviceChain(st *lb.ServiceState, grp *group) []byte {
+func (g *genConfig) serviceChain(b []byte, st *lb.ServiceState, grp *group) []byte {
 	n := len(grp.backends)
 	affinity := st.AffinityTimeout()
 	class := g.classOf(grp)
@@ -333,7 +394,7 @@ func (g *genConfig) serviceChain(st *lb.ServiceState, grp *group) []byte {
 			recent[i] = recentName(st.Key(), grp.proto, be.Addr)
 		}
 	}
-	w := ruleWriter{chain: grp.chain, b: make([]byte, 0, lines*(len(grp.chain)+120))}
+	w := ruleWriter{chain: grp.chain, b: slices.Grow(b, lines*(len(grp.chain)+120))}
 	switch class {
 	case masqAlways:
 		w.rule()
@@ -474,4 +535,15 @@ func allOne(ws []uint32) bool {
 		}
 	}
 	return true
+}
+
+// ruleSize returns about how many bytes, at most, the rules of the chain of
+// grp take, for sizing a restore input before they are generated.
+func ruleSize(grp *group, st *lb.ServiceState) int {
+	n := len(grp.backends)
+	lines := 1 + 3*n // marks, hairpin marks and unmarks, DNATs
+	if st.AffinityTimeout() > 0 {
+		lines += 2 * n
+	}
+	return lines * (len(grp.chain) + 80)
 }
