@@ -3,12 +3,9 @@ package ebpf
 import (
 	"errors"
 	"fmt"
-	"net"
-	"slices"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/vishvananda/netlink"
 	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
@@ -16,16 +13,17 @@ import (
 
 // attachment is one program attached somewhere; detach undoes it.
 type attachment struct {
-	desc   string
-	link   link.Link // TCX, XDP or cgroup link
-	pinned bool
+	desc string
+	link link.Link // TCX, XDP or cgroup link
+	// pin is where link is pinned ("" when it is not).
+	pin    string
 	legacy *legacyFilter
 }
 
 // detach removes the attachment.
 func (a *attachment) detach(netns string) error {
 	if a.link != nil {
-		if a.pinned {
+		if a.pin != "" {
 			if err := a.link.Unpin(); err != nil {
 				return fmt.Errorf("unpin %s: %w", a.desc, err)
 			}
@@ -41,6 +39,27 @@ func (a *attachment) detach(netns string) error {
 	return nil
 }
 
+// forget releases the attachment of an interface that left the namespace:
+// the kernel detached it with the interface, so only the link's pin and
+// file descriptor remain (closing them also detaches a link whose
+// interface moved to another namespace). A clsact filter needs nothing:
+// its interface index may already name another interface.
+func (a *attachment) forget() error {
+	if a.link == nil {
+		return nil
+	}
+	var err error
+	if a.pin != "" {
+		if uerr := a.link.Unpin(); uerr != nil {
+			err = fmt.Errorf("unpin %s: %w", a.desc, uerr)
+		}
+	}
+	if cerr := a.link.Close(); cerr != nil {
+		err = errors.Join(err, fmt.Errorf("close %s: %w", a.desc, cerr))
+	}
+	return err
+}
+
 // iface is an interface of the programmed namespace.
 type iface struct {
 	name  string
@@ -50,45 +69,19 @@ type iface struct {
 	bridged bool
 }
 
-// interfaces resolves the configured interfaces in the namespace, or lists
-// every non-loopback one when none are configured.
-func (d *Datapath) interfaces() ([]iface, error) {
-	var out []iface
-	err := nsutil.Do(d.opts.Netns, func() error {
-		all, err := netlink.LinkList()
-		if err != nil {
-			return fmt.Errorf("list interfaces: %w", err)
-		}
-		toIface := func(l netlink.Link) iface {
-			a := l.Attrs()
-			return iface{name: a.Name, index: a.Index, bridged: a.MasterIndex != 0 || l.Type() == "bridge"}
-		}
-		if len(d.opts.Interfaces) == 0 {
-			for _, l := range all {
-				if l.Attrs().Flags&net.FlagLoopback == 0 {
-					out = append(out, toIface(l))
-				}
-			}
-			return nil
-		}
-		for _, name := range d.opts.Interfaces {
-			j := slices.IndexFunc(all, func(l netlink.Link) bool { return l.Attrs().Name == name })
-			if j < 0 {
-				return fmt.Errorf("interface %q (Options.Interfaces) does not exist", name)
-			}
-			out = append(out, toIface(all[j]))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("ebpf: %w", err)
-	}
-	return out, nil
-}
-
 // attachTC attaches ingress and egress programs to ifc: with TCX unless
 // the kernel lacks it or Options.LegacyTC is set, else with a clsact qdisc.
-func (d *Datapath) attachTC(ifc iface) error {
+// It attaches both or neither.
+func (d *Datapath) attachTC(ifc iface) ([]*attachment, error) {
+	var out []*attachment
+	fail := func(err error) ([]*attachment, error) {
+		for i := len(out) - 1; i >= 0; i-- {
+			if derr := out[i].detach(d.opts.Netns); derr != nil {
+				err = errors.Join(err, derr)
+			}
+		}
+		return nil, err
+	}
 	for _, dir := range []struct {
 		name   string
 		prog   *ebpf.Program
@@ -110,57 +103,53 @@ func (d *Datapath) attachTC(ifc iface) error {
 				return err
 			})
 			if err == nil {
-				d.attached = append(d.attached, &attachment{desc: desc + " (tcx)", link: l, pinned: pin != ""})
+				out = append(out, &attachment{desc: desc + " (tcx)", link: l, pin: pin})
 				continue
 			}
 			if !errors.Is(err, ebpf.ErrNotSupported) {
-				return fmt.Errorf("ebpf: attach %s with tcx: %w", desc, err)
+				return fail(fmt.Errorf("ebpf: attach %s with tcx: %w", desc, err))
 			}
 			d.log.Info("no tcx in this kernel: attaching with a clsact qdisc", zap.String("interface", ifc.name))
 		}
 		f, err := addLegacyFilter(d.opts.Netns, ifc.index, dir.parent, dir.prog)
 		if err != nil {
-			return fmt.Errorf("ebpf: attach %s with clsact: %w", desc, err)
+			return fail(fmt.Errorf("ebpf: attach %s with clsact: %w", desc, err))
 		}
-		d.attached = append(d.attached, &attachment{desc: desc + " (clsact)", legacy: f})
+		out = append(out, &attachment{desc: desc + " (clsact)", legacy: f})
 	}
-	return nil
+	return out, nil
 }
 
-// attachAll attaches the programs of the configured mode.
+// attachAll attaches the programs of the configured mode: the socket-LB
+// programs, and the TC and XDP programs on every interface the options
+// select. Any failure is returned (the first Sync fails).
 func (d *Datapath) attachAll() error {
 	if d.opts.Attach == AttachSocket || d.opts.SocketLB {
 		if err := d.attachSocket(); err != nil {
 			return err
 		}
+		for _, a := range d.attached {
+			d.log.Info("attached", zap.String("program", a.desc))
+		}
 	}
 	if d.opts.Attach == AttachSocket {
-		return nil
+		return d.pruneLinkPins()
 	}
-	ifcs, err := d.interfaces()
-	if err != nil {
+	if err := d.reconcileLinks(true); err != nil {
 		return err
 	}
-	for _, ifc := range ifcs {
-		if d.opts.Attach == AttachXDP && !ifc.bridged {
-			if err := d.attachXDP(ifc); err != nil {
-				return err
-			}
-		}
-		if err := d.attachTC(ifc); err != nil {
-			return err
-		}
-	}
-	for _, a := range d.attached {
-		d.log.Info("attached", zap.String("program", a.desc))
-	}
-	return nil
+	return d.pruneLinkPins()
 }
 
-// detachAll detaches every program, newest first, and reports every
-// failure.
+// detachAll detaches every program, the interfaces' newest first, then
+// the socket-LB ones, and reports every failure.
 func (d *Datapath) detachAll() error {
 	var errs []error
+	for _, st := range d.ifaceList() {
+		if err := d.detachIface(st); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	for i := len(d.attached) - 1; i >= 0; i-- {
 		if err := d.attached[i].detach(d.opts.Netns); err != nil {
 			errs = append(errs, err)
@@ -171,7 +160,7 @@ func (d *Datapath) detachAll() error {
 }
 
 // attachXDP attaches the XDP program to ifc in the configured mode.
-func (d *Datapath) attachXDP(ifc iface) error {
+func (d *Datapath) attachXDP(ifc iface) (*attachment, error) {
 	flags := link.XDPDriverMode
 	if d.opts.XDPMode == XDPGeneric {
 		flags = link.XDPGenericMode
@@ -186,8 +175,7 @@ func (d *Datapath) attachXDP(ifc iface) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("ebpf: attach xdp (%s) on %s: %w", d.opts.XDPMode, ifc.name, err)
+		return nil, fmt.Errorf("ebpf: attach xdp (%s) on %s: %w", d.opts.XDPMode, ifc.name, err)
 	}
-	d.attached = append(d.attached, &attachment{desc: fmt.Sprintf("xdp (%s) on %s", d.opts.XDPMode, ifc.name), link: l, pinned: pin != ""})
-	return nil
+	return &attachment{desc: fmt.Sprintf("xdp (%s) on %s", d.opts.XDPMode, ifc.name), link: l, pin: pin}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 
 	"go.uber.org/zap"
@@ -31,8 +32,23 @@ type Datapath struct {
 
 	mu sync.Mutex
 	// objs is nil before the first Sync and after Cleanup.
-	objs      *objects
-	attached  []*attachment
+	objs *objects
+	// attached are the socket-LB attachments; ifaces the TC and XDP
+	// ones, by interface index.
+	attached []*attachment
+	ifaces   map[int]*ifaceState
+	// attachErrors counts failures to attach to interfaces after the
+	// first Sync; watchErrors failed or overrun link subscriptions.
+	attachErrors uint64
+	watchErrors  uint64
+	// watch follows the namespace's interfaces while programs are
+	// loaded; retired are stopped watchers Cleanup waits for.
+	watch   *watcher
+	retired []*watcher
+	// watchBuf and watchRcvBuf override the watcher's buffer sizes
+	// (tests).
+	watchBuf, watchRcvBuf int
+
 	ids       allocators
 	mem       arena
 	frontends map[lb.FrontendID]*feState
@@ -62,6 +78,8 @@ func New(opts Options) (*Datapath, error) {
 func (d *Datapath) reset() {
 	d.objs = nil
 	d.attached = nil
+	d.ifaces = make(map[int]*ifaceState)
+	d.attachErrors, d.watchErrors = 0, 0
 	d.ids = allocators{
 		fe: newIDAlloc("frontend", uint32(d.opts.MaxServiceEntries)),
 		be: newIDAlloc("backend", uint32(d.opts.MaxBackends)),
@@ -106,6 +124,10 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 			return err
 		}
 		full = true
+	} else if full && d.opts.Attach != AttachSocket {
+		// Cheap (one link dump) and a safety net for lost events;
+		// failures are logged and counted, not the sync's.
+		_ = d.reconcileLinks(false)
 	}
 	todo := d.workList(s, lb.ChangeSet{Full: full, Changed: changed.Changed})
 	p, errs := d.planSync(todo, full, s.Backends())
@@ -127,7 +149,8 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	return nil
 }
 
-// start loads the programs, writes the global settings and attaches.
+// start loads the programs, writes the global settings, attaches, and
+// starts following the interfaces.
 func (d *Datapath) start() error {
 	objs, err := load(d.opts)
 	if err != nil {
@@ -142,12 +165,14 @@ func (d *Datapath) start() error {
 	if err != nil {
 		return errors.Join(err, d.stop())
 	}
+	d.startWatch()
 	return nil
 }
 
-// stop detaches every program, closes the maps (which the kernel then
-// frees) and removes every pin.
+// stop retires the link watcher, detaches every program, closes the maps
+// (which the kernel then frees) and removes every pin.
 func (d *Datapath) stop() error {
+	d.retireWatch()
 	err := d.detachAll()
 	if d.objs != nil {
 		if cerr := d.objs.close(); cerr != nil {
@@ -160,25 +185,41 @@ func (d *Datapath) stop() error {
 
 // Cleanup detaches every program and releases every map, pinned ones too,
 // also those a previous process left under Options.PinPath. It is safe to
-// call more than once; a later Sync starts from scratch.
+// call more than once; a later Sync starts from scratch. The interface
+// watcher has ended when it returns.
 func (d *Datapath) Cleanup(ctx context.Context) error {
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.stop()
+	err := d.stop()
+	ws := d.takeRetired()
+	d.mu.Unlock()
+	waitWatchers(ws)
+	return err
 }
 
 // release closes this process's handles without detaching or unpinning
 // anything, as an exit does: with Options.PinPath the datapath keeps
 // working and the next process adopts it.
 func (d *Datapath) release() {
+	d.mu.Lock()
+	d.retireWatch()
 	for _, a := range d.attached {
 		if a.link != nil {
 			_ = a.link.Close()
 		}
 	}
+	for _, st := range d.ifaces {
+		for _, a := range append(slices.Clone(st.tc), st.xdp) {
+			if a != nil && a.link != nil {
+				_ = a.link.Close()
+			}
+		}
+	}
 	_ = d.objs.close()
 	d.reset()
+	ws := d.takeRetired()
+	d.mu.Unlock()
+	waitWatchers(ws)
 }
 
-// Close is Cleanup.
+// Close is Cleanup: the watcher has ended when it returns.
 func (d *Datapath) Close() error { return d.Cleanup(context.Background()) }

@@ -24,13 +24,33 @@ type hookEnv struct {
 
 func newHookEnv(t *testing.T, opts Options, kind lb.FrontendKind, policy lb.TrafficPolicy) *hookEnv {
 	t.Helper()
+	return newHookEnvWith(t, opts, kind, policy, hookSetup{})
+}
+
+// hookSetup customizes newHookEnvWith.
+type hookSetup struct {
+	// prepare runs once the topology exists, before the datapath.
+	prepare func(*netns.Topology)
+	// tweak runs on the new datapath before its first Sync.
+	tweak func(*Datapath)
+}
+
+// newHookEnvWith is newHookEnv with setup hooks.
+func newHookEnvWith(t *testing.T, opts Options, kind lb.FrontendKind, policy lb.TrafficPolicy, setup hookSetup) *hookEnv {
+	t.Helper()
 	requireBPF(t)
 	netns.Require(t)
 	topo := netns.New(t, netns.Options{})
+	if setup.prepare != nil {
+		setup.prepare(topo)
+	}
 	opts.Netns = topo.Node.Path
 	d, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if setup.tweak != nil {
+		setup.tweak(d)
 	}
 	eng, err := lb.NewEngine(d, lb.Config{NodeName: "node-a"})
 	if err != nil {

@@ -37,6 +37,9 @@ func (d *Datapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.Inspection,
 	}
 	in.Details = append(in.Details, fmt.Sprintf("lb_services %s slot 0: frontend id %d, %d slots, flags %#x",
 		id, head.FeId, head.Count, head.Flags))
+	if d.opts.Attach != AttachSocket {
+		in.Details = append(in.Details, d.attachStatus().summary())
+	}
 	weights := make(map[uint32]uint32)
 	var order []uint32
 	for slot := uint16(1); slot <= head.Count; slot++ {

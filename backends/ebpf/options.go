@@ -54,7 +54,9 @@ type Options struct {
 	// modes, so that clients on the node reach frontends too.
 	SocketLB bool
 	// Interfaces to attach to; empty means every interface of the
-	// namespace except loopback, as found at the first Sync.
+	// namespace except loopback. The named interfaces must exist at the
+	// first Sync; from then on interfaces that appear, come back or go
+	// away are followed (see AttachStatus).
 	Interfaces []string
 	// XDPMode is XDPNative (default) or XDPGeneric.
 	XDPMode string

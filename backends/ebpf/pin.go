@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -112,6 +114,50 @@ func (d *Datapath) removePins() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("ebpf: remove pins: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// pruneLinkPins detaches the links a previous process pinned that this one
+// did not take over: those of interfaces that went away while no process
+// ran, or that the options no longer select, and of hooks the attach mode
+// no longer uses.
+func (d *Datapath) pruneLinkPins() error {
+	if d.opts.PinPath == "" {
+		return nil
+	}
+	ours := make(map[string]bool)
+	for _, a := range d.attached {
+		ours[a.pin] = true
+	}
+	for _, st := range d.ifaces {
+		for _, a := range append(slices.Clone(st.tc), st.xdp) {
+			if a != nil {
+				ours[a.pin] = true
+			}
+		}
+	}
+	ldir := filepath.Join(d.opts.PinPath, linksDir)
+	entries, err := os.ReadDir(ldir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("ebpf: list pinned links: %w", err)
+	}
+	for _, e := range entries {
+		p := filepath.Join(ldir, e.Name())
+		if ours[p] {
+			continue
+		}
+		if l, err := link.LoadPinnedLink(p, nil); err == nil {
+			_ = l.Unpin()
+			_ = l.Close()
+		}
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("ebpf: remove stale pinned link: %w", err)
+		}
+		d.log.Info("removed a stale pinned link", zap.String("pin", p))
 	}
 	return nil
 }

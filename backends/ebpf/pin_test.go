@@ -122,14 +122,59 @@ func TestPinnedRestart(t *testing.T) {
 		}
 		return out
 	}
+	// Interfaces that appear later are attached and pinned too: lbhot0
+	// keeps its programs through the restart, and the pins of lbgone,
+	// deleted while no process runs, are removed by the next one.
+	c2 := newClientNS(t, "client2")
+	plugClient(t, topo.Node, c2, "lbhot0", 3)
+	ipCmd(t, "-n", topo.Node.NS, "link", "add", "name", "lbgone", "type", "veth", "peer", "name", "lbgonep")
+	waitStatus(t, d1, "attached to lbhot0 and lbgone", func(s AttachStatus) bool {
+		return programCount(s, "lbhot0") == 2 && programCount(s, "lbgone") == 2
+	})
+	pinned := func(ifname string) []string {
+		var out []string
+		for _, dir := range []string{"ingress", "egress"} {
+			p := filepath.Join(pins, linksDir, "tcx_"+dir+"_"+ifname)
+			if _, err := os.Stat(p); err == nil {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
+	if got := pinned("lbhot0"); len(got) != 2 {
+		t.Errorf("pinned links of lbhot0: %v, want ingress and egress", got)
+	}
+	hotRequest := func(when string) {
+		t.Helper()
+		if _, err := c2.Request(t.Context(), "tcp", vip); err != nil {
+			t.Fatalf("%s: request from behind lbhot0: %v", when, err)
+		}
+	}
+	hotRequest("first process")
+
 	before := ids(d1)
 	d1.release() // the process "exits"
 	request("no process")
 	echo("no process")
+	hotRequest("no process")
+	ipCmd(t, "-n", topo.Node.NS, "link", "del", "lbgone")
 
 	d2, eng2 := start()
 	request("second process")
 	echo("after adoption")
+	hotRequest("second process")
+	if got := pinned("lbgone"); len(got) > 0 {
+		t.Errorf("after adoption the pins of the deleted lbgone remain: %v", got)
+	}
+	if got := pinned("lbhot0"); len(got) != 2 {
+		t.Errorf("after adoption the pinned links of lbhot0: %v, want ingress and egress", got)
+	}
+	if n := programCount(d2.AttachStatus(), "lbhot0"); n != 2 {
+		t.Errorf("after adoption lbhot0 has %d programs, want 2", n)
+	}
+	if got := programsOn(t, topo.Node.Path, "lbhot0"); len(got) != 2 || !strings.Contains(got[0], ": 1 ") || !strings.Contains(got[1], ": 1 ") {
+		t.Errorf("after adoption the kernel shows %v on lbhot0, want one program per direction (taken over, not added)", got)
+	}
 	if after := ids(d2); !slices.Equal(before, after) {
 		t.Errorf("ids after adoption %v, want the first process's %v (connection entries name them)", after, before)
 	}

@@ -47,7 +47,7 @@ func (d *Datapath) attachSocket() error {
 		if err != nil {
 			return fmt.Errorf("ebpf: attach socket-LB %s to cgroup %s: %w", h.name, cg, err)
 		}
-		d.attached = append(d.attached, &attachment{desc: fmt.Sprintf("cgroup %s on %s", h.name, cg), link: l, pinned: pin != ""})
+		d.attached = append(d.attached, &attachment{desc: fmt.Sprintf("cgroup %s on %s", h.name, cg), link: l, pin: pin})
 	}
 	return nil
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // Stats are the datapath's packet counters since its programs were loaded,
-// summed over CPUs.
+// summed over CPUs, and its count of attach failures.
 type Stats struct {
 	// XDPForward: packets the XDP program translated to a backend.
 	XDPForward uint64
@@ -22,6 +22,9 @@ type Stats struct {
 	// NoBackend: packets dropped and calls refused because a frontend had
 	// no backend.
 	NoBackend uint64
+	// AttachErrors: failures to attach to an interface after the first
+	// Sync (see AttachStatus).
+	AttachErrors uint64
 }
 
 // Stats reads the counters of lb_stats.
@@ -42,5 +45,6 @@ func (d *Datapath) Stats() (Stats, error) {
 			*dst += v
 		}
 	}
+	out.AttachErrors = d.attachErrors
 	return out, nil
 }
