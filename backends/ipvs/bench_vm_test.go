@@ -103,6 +103,7 @@ func oneChangeCalls(tb testing.TB, n int) ipvs.Stats {
 	return ipvs.Stats{
 		IPVSReads: after.IPVSReads - before.IPVSReads, IPVSWrites: after.IPVSWrites - before.IPVSWrites,
 		AddrCalls: after.AddrCalls - before.AddrCalls, NATBatches: after.NATBatches - before.NATBatches,
+		SendBatches: after.SendBatches - before.SendBatches,
 	}
 }
 
@@ -132,7 +133,7 @@ func BenchmarkFullSync(b *testing.B) {
 	for _, n := range sizes {
 		b.Run(fmt.Sprint(n), func(b *testing.B) {
 			snap := snapshotOf(table(n))
-			var calls uint64
+			var st ipvs.Stats
 			for b.Loop() {
 				b.StopTimer()
 				ns := bareNetns(b)
@@ -141,9 +142,10 @@ func BenchmarkFullSync(b *testing.B) {
 				if err := dp.Sync(b.Context(), snap, lb.ChangeSet{Full: true}); err != nil {
 					b.Fatal(err)
 				}
-				calls = dp.Stats().Total()
+				st = dp.Stats()
 			}
-			b.ReportMetric(float64(calls), "netlink-calls/op")
+			b.ReportMetric(float64(st.Total()), "netlink-calls/op")
+			b.ReportMetric(float64(st.SendBatches), "sendmsg/op")
 		})
 	}
 }

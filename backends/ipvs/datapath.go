@@ -131,8 +131,21 @@ func (d *Datapath) open() error {
 		h.Close()
 		return err
 	}
-	d.ipvs = &ipvsConn{h: h, c: &d.c}
-	d.links = &links{h: rt, name: d.o.Device, c: &d.c}
+	g, err := openIPVSGenl(d.o.Netns, d.c.sent)
+	if err != nil {
+		h.Close()
+		rt.Close()
+		return fmt.Errorf("ipvs: IPVS batch socket%s: %w", where(d.o.Netns), err)
+	}
+	routes, err := openBatchSock(d.o.Netns, unix.NETLINK_ROUTE, d.c.sent)
+	if err != nil {
+		h.Close()
+		rt.Close()
+		g.close()
+		return fmt.Errorf("ipvs: route batch socket%s: %w", where(d.o.Netns), err)
+	}
+	d.ipvs = &ipvsConn{h: h, g: g, c: &d.c}
+	d.links = &links{h: rt, routes: routes, name: d.o.Device, c: &d.c}
 	d.nat = &nat{netns: d.o.Netns, c: &d.c, cidrs: d.o.ClusterCIDRs, elems: newNatElems()}
 	return nil
 }
@@ -191,7 +204,9 @@ func (d *Datapath) Close() error {
 	}
 	if d.ipvs != nil {
 		d.ipvs.h.Close()
+		d.ipvs.g.close()
 		d.links.h.Close()
+		d.links.routes.close()
 		d.ipvs, d.links = nil, nil
 	}
 	return nil

@@ -1,12 +1,16 @@
 // Package ipvs is lbkit's IPVS datapath: every frontend becomes an IPVS
 // virtual server in NAT (masquerade) mode with one real server per backend,
-// programmed over netlink with github.com/moby/ipvs. Virtual IPs (ClusterIP,
-// ExternalIP and LoadBalancer addresses) are assigned to a dummy device of
-// ours, lbkit-ipvs0, so that the kernel delivers their traffic locally, where
-// IPVS takes it; NodePorts are virtual servers on the node's own addresses.
-// The source NAT that Service semantics need (masqueradeAll, clusterCIDR,
-// external traffic under the Cluster policy, hairpin) is four nftables rules
-// whose matches are set lookups, so a change edits set elements, never rules.
+// programmed over generic netlink: reads and single writes with
+// github.com/moby/ipvs, a full sync's writes in batches of many requests
+// per sendmsg (genl.go, nlbatch.go), each acknowledged on its own so that
+// an error stays with its virtual server. Virtual IPs (ClusterIP,
+// ExternalIP and LoadBalancer addresses) are local routes through a dummy
+// device of ours, lbkit-ipvs0, so that the kernel delivers their traffic
+// locally, where IPVS takes it; NodePorts are virtual servers on the
+// node's own addresses. The source NAT that Service semantics need
+// (masqueradeAll, clusterCIDR, external traffic under the Cluster policy,
+// hairpin) is four nftables rules whose matches are set lookups, so a change
+// edits set elements, never rules.
 //
 // Each service picks its own IPVS scheduler (rr, wrr, lc, wlc, sh, dh, sed,
 // nq, and mh for lb.Maglev); ClientIP affinity is IPVS persistence. A sync

@@ -15,12 +15,15 @@ import (
 
 // Stats counts the netlink requests a Datapath made since New: IPVS
 // requests (reads are dumps and gets, writes create, update or delete),
-// address and link requests for the dummy device, and nftables
-// transactions.
+// route, address and link requests for the dummy device, and nftables
+// transactions. Every netlink request message counts, also when many went
+// in one sendmsg; SendBatches counts those sendmsg calls (IPVS writes and
+// routes of full syncs) and is not part of Total.
 type Stats struct {
 	IPVSReads, IPVSWrites uint64
 	AddrCalls             uint64
 	NATBatches            uint64
+	SendBatches           uint64
 }
 
 // Total is the number of netlink requests.
@@ -28,13 +31,17 @@ func (s Stats) Total() uint64 { return s.IPVSReads + s.IPVSWrites + s.AddrCalls 
 
 // counters is the live form of Stats.
 type counters struct {
-	ipvsReads, ipvsWrites, addrCalls, natBatches atomic.Uint64
+	ipvsReads, ipvsWrites, addrCalls, natBatches, sendBatches atomic.Uint64
 }
+
+// sent counts one sendmsg of a batch.
+func (c *counters) sent() { c.sendBatches.Add(1) }
 
 func (c *counters) stats() Stats {
 	return Stats{
 		IPVSReads: c.ipvsReads.Load(), IPVSWrites: c.ipvsWrites.Load(),
 		AddrCalls: c.addrCalls.Load(), NATBatches: c.natBatches.Load(),
+		SendBatches: c.sendBatches.Load(),
 	}
 }
 
@@ -42,6 +49,8 @@ func (c *counters) stats() Stats {
 // every request.
 type ipvsConn struct {
 	h *ipvs.Handle
+	// g writes batches (full syncs).
+	g *ipvsGenl
 	c *counters
 }
 

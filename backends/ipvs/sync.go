@@ -128,21 +128,16 @@ func (d *Datapath) fullSync(s *lb.Snapshot) error {
 		side <- errors.Join(d.syncBound(), d.nat.rebuild(elems))
 	}()
 	var stale []conntrack.Flow
-	ipvsErr := func() error {
-		for _, k := range sortedVSKeys(kernel) {
-			if _, ok := want[k]; !ok {
-				if err := d.deleteVS(k); err != nil {
-					return err
-				}
-			}
+	var gone []vsKey
+	for _, k := range sortedVSKeys(kernel) {
+		if _, ok := want[k]; !ok {
+			gone = append(gone, k)
 		}
-		for _, k := range sortedVSKeys(want) {
-			if err := d.applyVS(k, want[k], &stale); err != nil {
-				errs[want[k].service] = err
-			}
-		}
-		return nil
-	}()
+	}
+	ipvsErr := d.deleteAll(gone)
+	if ipvsErr == nil {
+		d.applyAll(sortedVSKeys(want), want, &stale, errs)
+	}
 	if err := errors.Join(ipvsErr, <-side); err != nil {
 		return err
 	}
@@ -164,26 +159,33 @@ func (d *Datapath) previous(key lb.ServiceKey) map[vsKey]*virtualServer {
 	return out
 }
 
-// syncBound makes the dummy device's addresses equal to bindRefs' (a full
-// sync: one address dump).
+// syncBound makes the dummy device's local routes equal to bindRefs' (a
+// full sync: one route dump per family, then the differences in batches).
 func (d *Datapath) syncBound() error {
 	bound, err := d.links.bound()
 	if err != nil {
 		return err
 	}
 	d.bound = bound
-	var errs []error
+	var add, del []netip.Addr
 	for a := range bound {
 		if d.bindRefs[a] == 0 {
-			errs = append(errs, d.unbind(a))
+			del = append(del, a)
 		}
 	}
 	for a := range d.bindRefs {
 		if !bound[a] {
-			errs = append(errs, d.bind(a))
+			add = append(add, a)
 		}
 	}
-	return errors.Join(errs...)
+	added, deleted, err := d.links.syncRoutes(add, del)
+	for _, a := range added {
+		d.bound[a] = true
+	}
+	for _, a := range deleted {
+		delete(d.bound, a)
+	}
+	return err
 }
 
 func (d *Datapath) bind(a netip.Addr) error {
@@ -321,13 +323,7 @@ func (d *Datapath) deleteVS(k vsKey) error {
 		d.dirty[k] = true
 		return fmt.Errorf("ipvs: delete virtual server %s: %w", k, err)
 	}
-	delete(d.kvs, k)
-	delete(d.dirty, k)
-	for dk := range d.draining {
-		if dk.vs == k {
-			delete(d.draining, dk)
-		}
-	}
+	d.forget(k)
 	return nil
 }
 
@@ -508,6 +504,11 @@ func (d *Datapath) readDests(v *virtualServer, s *ipvs.Service) error {
 }
 
 func sortedVSKeys(m map[vsKey]*virtualServer) []vsKey {
+	if len(m) == 1 { // most services: no sort
+		for k := range m {
+			return []vsKey{k}
+		}
+	}
 	return slices.SortedFunc(maps.Keys(m), compareKeys)
 }
 

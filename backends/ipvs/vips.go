@@ -14,10 +14,12 @@ import (
 // links manages the dummy device that holds the virtual IPs, and reads the
 // node's addresses for NodePorts, over one rtnetlink handle.
 type links struct {
-	h    *netlink.Handle
-	name string
-	c    *counters
-	dev  netlink.Link // nil until ensured
+	h *netlink.Handle
+	// routes sends the virtual IPs' routes in batches.
+	routes *batchSock
+	name   string
+	c      *counters
+	dev    netlink.Link // nil until ensured
 }
 
 // device returns the dummy device, or nil when it does not exist.
