@@ -43,7 +43,7 @@ lint:
 	$(STATICCHECK) $(PKGS)
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchmem -timeout 60m $(PKGS)
 
 clean:
 	$(GO) clean -testcache

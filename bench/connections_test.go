@@ -11,9 +11,6 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/lbkit/lbkit/backends/ebpf"
-	"github.com/lbkit/lbkit/backends/iptables"
-	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -30,23 +27,7 @@ const connClients = 8
 func BenchmarkConnections(b *testing.B) {
 	netns.Require(b)
 	vip := netip.AddrPortFrom(netip.MustParseAddr("198.18.100.1"), 80)
-	factories := []struct {
-		name string
-		new  func(path string) (lb.Datapath, error)
-	}{
-		{"plain", nil},
-		{"iptables-legacy", func(p string) (lb.Datapath, error) {
-			return iptables.New(iptables.Options{Netns: p, Flavour: iptables.FlavourLegacy})
-		}},
-		{"iptables-nft", func(p string) (lb.Datapath, error) {
-			return iptables.New(iptables.Options{Netns: p, Flavour: iptables.FlavourNFT})
-		}},
-		{"nftables", func(p string) (lb.Datapath, error) { return nftables.New(nftables.Options{Netns: p}) }},
-		{"ebpf-tc", func(p string) (lb.Datapath, error) {
-			return ebpf.New(ebpf.Options{Netns: p, Attach: ebpf.AttachTC})
-		}},
-	}
-	for _, f := range factories {
+	for _, f := range datapaths() {
 		b.Run(f.name, func(b *testing.B) {
 			topo := netns.New(b, netns.Options{})
 			target := netip.AddrPortFrom(topo.Backends[0].IPv4, netns.DefaultPort)

@@ -1,0 +1,41 @@
+package bench
+
+import (
+	"github.com/lbkit/lbkit/backends/ebpf"
+	"github.com/lbkit/lbkit/backends/iptables"
+	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/lb"
+)
+
+// datapath is one way the node of a netns topology forwards the benchmark's
+// traffic.
+type datapath struct {
+	name string
+	// new programs the namespace at path; nil means plain routing: no
+	// datapath, the client addresses the backends directly.
+	new func(path string) (lb.Datapath, error)
+}
+
+// plain reports whether d is plain routing, the baseline without a datapath.
+func (d datapath) plain() bool { return d.new == nil }
+
+// datapaths lists the baseline and every kernel datapath the connection
+// benchmarks compare, each with its default options.
+func datapaths() []datapath {
+	return []datapath{
+		{"plain", nil},
+		{"iptables-legacy", func(p string) (lb.Datapath, error) {
+			return iptables.New(iptables.Options{Netns: p, Flavour: iptables.FlavourLegacy})
+		}},
+		{"iptables-nft", func(p string) (lb.Datapath, error) {
+			return iptables.New(iptables.Options{Netns: p, Flavour: iptables.FlavourNFT})
+		}},
+		{"nftables", func(p string) (lb.Datapath, error) { return nftables.New(nftables.Options{Netns: p}) }},
+		{"ebpf-tc", func(p string) (lb.Datapath, error) {
+			return ebpf.New(ebpf.Options{Netns: p, Attach: ebpf.AttachTC})
+		}},
+		{"ebpf-xdp", func(p string) (lb.Datapath, error) {
+			return ebpf.New(ebpf.Options{Netns: p, Attach: ebpf.AttachXDP})
+		}},
+	}
+}
