@@ -10,6 +10,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
 )
@@ -35,6 +36,9 @@ func leftovers(netns string) ([]string, error) {
 			a := l.Attrs()
 			for _, at := range []ebpf.AttachType{ebpf.AttachTCXIngress, ebpf.AttachTCXEgress} {
 				res, err := link.QueryPrograms(link.QueryOptions{Target: a.Index, Attach: at})
+				if errors.Is(err, unix.ENODEV) {
+					break // the link went away since the listing (e.g. its peer's namespace was deleted)
+				}
 				if err != nil && !errors.Is(err, ebpf.ErrNotSupported) {
 					return fmt.Errorf("query %s on %s: %w", at, a.Name, err)
 				}
