@@ -36,6 +36,9 @@
 /* Flags of a conntrack entry. */
 #define LB_CT_SNAT 0x01 /* the flow was masqueraded toward its backend */
 
+/* ensure_rev's period: 2^30 ns, about 1.07 s. */
+#define LB_REV_CHECK_SHIFT 30
+
 /* Directions of a conntrack key. */
 #define LB_CT_FWD 0 /* client -> frontend, as the client sent it */
 #define LB_CT_REV 1 /* backend -> client (or -> masquerade address) */
@@ -128,7 +131,30 @@ struct ct_value {
 	__u32 backend_id;
 	__u32 fe_id;
 	__u8 flags;
-	__u8 pad[3];
+	/* FWD: the coarse time (LB_REV_CHECK_SHIFT units, modulo 256) at which
+	 * the flow's REV entry was last known to exist; ensure_rev runs again
+	 * only when it has changed, not on every packet. */
+	__u8 rev_check;
+	__u8 pad[2];
+};
+
+/*
+ * lb_rev_ports (array, one entry): which source ports a REV key can have,
+ * that is the ports of backends some flow was balanced to. Every packet is
+ * a candidate reply, but a REV lookup in the big lb_ct LRU costs cache
+ * misses; a packet whose source port is not marked cannot match a REV
+ * entry (a client's packet to a frontend comes from an ephemeral port), so
+ * the lookup is skipped. rev marks the ports of REV entries without
+ * LB_CT_SNAT (egress translates their replies), snat those of masqueraded
+ * flows (ingress translates theirs). The programs mark a port before they
+ * create a REV entry with it and never clear it: a stale mark only costs a
+ * lookup. One byte per port, indexed by the port in network order, so that
+ * marking is a plain store that cannot lose a concurrent mark of another
+ * port.
+ */
+struct rev_ports {
+	__u8 rev[65536];
+	__u8 snat[65536];
 };
 
 /* lb_affinity: (client address, frontend id) -> backend (LRU). */

@@ -67,7 +67,8 @@ type LBCtValue struct {
 	BackendId uint32
 	FeId      uint32
 	Flags     uint8
-	Pad       [3]uint8
+	RevCheck  uint8
+	Pad       [2]uint8
 }
 
 type LBMaglevTable struct {
@@ -80,6 +81,12 @@ type LBNodeaddrKey struct {
 	Addr   [4]uint32
 	Family uint8
 	Pad    [3]uint8
+}
+
+type LBRevPorts struct {
+	_    structs.HostLayout
+	Rev  [65536]uint8
+	Snat [65536]uint8
 }
 
 type LBSettings struct {
@@ -139,6 +146,7 @@ const (
 	LBMapLbCt            = "lb_ct"
 	LBMapLbMaglev        = "lb_maglev"
 	LBMapLbNodeaddrs     = "lb_nodeaddrs"
+	LBMapLbRevPorts      = "lb_rev_ports"
 	LBMapLbServices      = "lb_services"
 	LBMapLbSock          = "lb_sock"
 	LBMapLbStats         = "lb_stats"
@@ -221,6 +229,7 @@ type LBMapSpecs struct {
 	LbCt           *ebpf.MapSpec `ebpf:"lb_ct"`
 	LbMaglev       *ebpf.MapSpec `ebpf:"lb_maglev"`
 	LbNodeaddrs    *ebpf.MapSpec `ebpf:"lb_nodeaddrs"`
+	LbRevPorts     *ebpf.MapSpec `ebpf:"lb_rev_ports"`
 	LbServices     *ebpf.MapSpec `ebpf:"lb_services"`
 	LbSock         *ebpf.MapSpec `ebpf:"lb_sock"`
 	LbStats        *ebpf.MapSpec `ebpf:"lb_stats"`
@@ -259,6 +268,7 @@ type LBMaps struct {
 	LbCt           *ebpf.Map `ebpf:"lb_ct"`
 	LbMaglev       *ebpf.Map `ebpf:"lb_maglev"`
 	LbNodeaddrs    *ebpf.Map `ebpf:"lb_nodeaddrs"`
+	LbRevPorts     *ebpf.Map `ebpf:"lb_rev_ports"`
 	LbServices     *ebpf.Map `ebpf:"lb_services"`
 	LbSock         *ebpf.Map `ebpf:"lb_sock"`
 	LbStats        *ebpf.Map `ebpf:"lb_stats"`
@@ -273,6 +283,7 @@ func (m *LBMaps) Close() error {
 		m.LbCt,
 		m.LbMaglev,
 		m.LbNodeaddrs,
+		m.LbRevPorts,
 		m.LbServices,
 		m.LbSock,
 		m.LbStats,

@@ -38,6 +38,13 @@ struct {
 } lb_ct SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct rev_ports);
+	__uint(max_entries, 1);
+} lb_rev_ports SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct affinity_key);
 	__type(value, struct affinity_value);
@@ -86,6 +93,40 @@ static __always_inline void stat_inc(__u32 i)
 
 	if (c)
 		*c += 1;
+}
+
+/* rev_port_mark records that REV keys with LB_CT_SNAT (snat != 0) or
+ * without it may have source port port (network order). Called before the
+ * REV entry is created; written only when the mark is missing, so that the
+ * hot cache line stays shared. */
+static __always_inline void rev_port_mark(__u16 port, int snat)
+{
+	struct rev_ports *rp;
+	__u32 zero = 0;
+
+	rp = bpf_map_lookup_elem(&lb_rev_ports, &zero);
+	if (!rp)
+		return;
+	if (snat) {
+		if (!rp->snat[port])
+			rp->snat[port] = 1;
+	} else if (!rp->rev[port]) {
+		rp->rev[port] = 1;
+	}
+}
+
+/* rev_port_maybe reports whether a packet from source port port (network
+ * order) may match a REV entry with LB_CT_SNAT (snat != 0) or without it:
+ * false means the lookup cannot find one. */
+static __always_inline int rev_port_maybe(__u16 port, int snat)
+{
+	struct rev_ports *rp;
+	__u32 zero = 0;
+
+	rp = bpf_map_lookup_elem(&lb_rev_ports, &zero);
+	if (!rp)
+		return 1;
+	return snat ? rp->snat[port] : rp->rev[port];
 }
 
 #endif /* LBKIT_LB_MAPS_H */

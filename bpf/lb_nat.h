@@ -131,6 +131,7 @@ static __always_inline __u16 snat_claim(const struct lb_flow *f, const struct ba
 	rk.proto = f->proto;
 	rk.family = f->family;
 	rk.dir = LB_CT_REV;
+	rev_port_mark(be->port, 1);
 	for (i = 0; i < LB_SNAT_TRIES; i++) {
 		struct ct_value *cur;
 

@@ -19,13 +19,34 @@ struct lb_xlate {
 	__u8 snat;
 };
 
-/* ensure_rev recreates a flow's REV entry if the LRU evicted it, so that
- * replies keep being translated. */
-static __always_inline void ensure_rev(const struct lb_flow *f, const struct ct_value *fwd)
+/* rev_now is the current time in the units of ct_value.rev_check. */
+static __always_inline __u8 rev_now(void)
+{
+	return (__u8)(bpf_ktime_get_ns() >> LB_REV_CHECK_SHIFT);
+}
+
+/*
+ * ensure_rev recreates a flow's REV entry if the LRU evicted it, so that
+ * replies keep being translated. The REV lookup is a cache miss in the big
+ * lb_ct, so it is done at most once per LB_REV_CHECK_SHIFT period (about a
+ * second) per flow, and on every SYN, rather than on every packet: the
+ * FWD entry remembers when it was last done. (The time wraps every 256
+ * periods; a flow that happens to match the old value only waits one more
+ * period.)
+ */
+static __always_inline void ensure_rev(const struct lb_flow *f, struct ct_value *fwd)
 {
 	struct ct_value rv = {};
 	struct ct_key rk = {};
+	__u8 now;
 
+	now = rev_now();
+	if (fwd->rev_check == now && !f->syn)
+		return;
+	fwd->rev_check = now;
+	/* Restores the mark when lb_ct outlived lb_rev_ports (the maps of an
+	 * older version were adopted). */
+	rev_port_mark(fwd->nat_port, fwd->flags & LB_CT_SNAT);
 	if (fwd->flags & LB_CT_SNAT)
 		return; /* its port was claimed with the entry; never re-claimed */
 	addr_copy(rk.saddr, fwd->nat_addr);
@@ -66,6 +87,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct lb_flow 
 	fv.nat_port = be->port;
 	fv.backend_id = id;
 	fv.fe_id = svc->fe_id;
+	fv.rev_check = rev_now(); /* the REV entry is created below */
 	addr_copy(rv.nat_addr, f->daddr);
 	rv.nat_port = f->dport;
 	rv.fe_id = svc->fe_id;
@@ -83,6 +105,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct lb_flow 
 		addr_copy(fv.snat_addr, x->snat_addr);
 		fv.snat_port = x->snat_port;
 	} else {
+		rev_port_mark(be->port, 0);
 		addr_copy(rk.saddr, be->addr);
 		addr_copy(rk.daddr, f->saddr);
 		rk.sport = be->port;
@@ -197,10 +220,16 @@ static __always_inline int tc_ingress(struct __sk_buff *skb)
 
 	if (parse_skb(skb, &f, &p) < 0)
 		return TC_ACT_OK;
-	ct_key_of(&rk, &f, LB_CT_REV);
-	rv = bpf_map_lookup_elem(&lb_ct, &rk);
-	if (rv && (rv->flags & LB_CT_SNAT))
-		return from_masqueraded(skb, &f, &p, rv);
+	/* Only a packet from the port of a masqueraded flow's backend can be
+	 * its reply: a client's packet to a frontend, and the replies of flows
+	 * that were not masqueraded (egress translates those), skip the lb_ct
+	 * lookup. */
+	if (rev_port_maybe(f.sport, 1)) {
+		ct_key_of(&rk, &f, LB_CT_REV);
+		rv = bpf_map_lookup_elem(&lb_ct, &rk);
+		if (rv && (rv->flags & LB_CT_SNAT))
+			return from_masqueraded(skb, &f, &p, rv);
+	}
 	ret = to_frontend(skb, &f, &p);
 	if (ret == LB_REJECT)
 		return reject(skb, &f, &p);
@@ -217,6 +246,11 @@ static __always_inline int tc_egress(struct __sk_buff *skb)
 	__u16 port;
 
 	if (parse_skb(skb, &f, &p) < 0)
+		return TC_ACT_OK;
+	/* Egress sees every packet the node sends, forward ones included:
+	 * only those from the port of a backend of a flow that was not
+	 * masqueraded can be replies it translates. */
+	if (!rev_port_maybe(f.sport, 0))
 		return TC_ACT_OK;
 	ct_key_of(&rk, &f, LB_CT_REV);
 	rv = bpf_map_lookup_elem(&lb_ct, &rk);

@@ -40,9 +40,11 @@ static __always_inline void xdp_record(const struct lb_flow *f, const struct svc
 	fv.nat_port = be->port;
 	fv.backend_id = id;
 	fv.fe_id = svc->fe_id;
+	fv.rev_check = rev_now();
 	addr_copy(rv.nat_addr, f->daddr);
 	rv.nat_port = f->dport;
 	rv.fe_id = svc->fe_id;
+	rev_port_mark(be->port, 0);
 	addr_copy(rk.saddr, be->addr);
 	addr_copy(rk.daddr, f->saddr);
 	rk.sport = be->port;

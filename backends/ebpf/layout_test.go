@@ -69,6 +69,7 @@ func TestStructSizesMatchC(t *testing.T) {
 		{"backend", unsafe.Sizeof(bpf.LBBackend{}), 24},
 		{"ct_key", unsafe.Sizeof(bpf.LBCtKey{}), 40},
 		{"ct_value", unsafe.Sizeof(bpf.LBCtValue{}), 48},
+		{"rev_ports", unsafe.Sizeof(bpf.LBRevPorts{}), 2 * 65536},
 	} {
 		if c.got != c.want {
 			t.Errorf("struct %s: %d bytes, want %d", c.name, c.got, c.want)
