@@ -165,19 +165,7 @@ func BenchmarkPlainMoby(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				for _, st := range states {
-					fe := st.Frontends[0]
-					s := &mobyipvs.Service{Address: net.IP(fe.Addr.AsSlice()), Port: fe.Port, Protocol: 6, AddressFamily: 2, SchedName: "rr", Netmask: 0xffffffff}
-					if err := h.NewService(s); err != nil {
-						b.Fatal(err)
-					}
-					for _, be := range fe.Backends {
-						d := &mobyipvs.Destination{Address: net.IP(be.Addr.Addr().AsSlice()), Port: be.Addr.Port(), Weight: 1, AddressFamily: 2}
-						if err := h.NewDestination(s, d); err != nil {
-							b.Fatal(err)
-						}
-					}
-				}
+				programFloor(b, h, states)
 				b.StopTimer()
 				h.Close()
 				b.StartTimer()
@@ -214,5 +202,24 @@ func BenchmarkOneEndpointChange(b *testing.B) {
 			}
 			b.ReportMetric(float64(dp.Stats().Total()-before)/float64(b.N), "netlink-calls/op")
 		})
+	}
+}
+
+// programFloor programs states with plain moby/ipvs calls: one NewService
+// per virtual server and one NewDestination per real server (the floor).
+func programFloor(tb testing.TB, h *mobyipvs.Handle, states []*lb.ServiceState) {
+	tb.Helper()
+	for _, st := range states {
+		fe := st.Frontends[0]
+		s := &mobyipvs.Service{Address: net.IP(fe.Addr.AsSlice()), Port: fe.Port, Protocol: 6, AddressFamily: 2, SchedName: "rr", Netmask: 0xffffffff}
+		if err := h.NewService(s); err != nil {
+			tb.Fatal(err)
+		}
+		for _, be := range fe.Backends {
+			d := &mobyipvs.Destination{Address: net.IP(be.Addr.Addr().AsSlice()), Port: be.Addr.Port(), Weight: 1, AddressFamily: 2}
+			if err := h.NewDestination(s, d); err != nil {
+				tb.Fatal(err)
+			}
+		}
 	}
 }

@@ -4,7 +4,6 @@ package ipvs_test
 
 import (
 	"fmt"
-	"net"
 	"runtime"
 	"slices"
 	"syscall"
@@ -14,7 +13,6 @@ import (
 	mobyipvs "github.com/moby/ipvs"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
-
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -63,21 +61,7 @@ func floorRun(b *testing.B, states []*lb.ServiceState) cost {
 		b.Fatal(err)
 	}
 	defer h.Close()
-	c := measure(b, func() {
-		for _, st := range states {
-			fe := st.Frontends[0]
-			s := &mobyipvs.Service{Address: net.IP(fe.Addr.AsSlice()), Port: fe.Port, Protocol: 6, AddressFamily: 2, SchedName: "rr", Netmask: 0xffffffff}
-			if err := h.NewService(s); err != nil {
-				b.Fatal(err)
-			}
-			for _, be := range fe.Backends {
-				d := &mobyipvs.Destination{Address: net.IP(be.Addr.Addr().AsSlice()), Port: be.Addr.Port(), Weight: 1, AddressFamily: 2}
-				if err := h.NewDestination(s, d); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-	})
+	c := measure(b, func() { programFloor(b, h, states) })
 	flushNetns(b, ns)
 	return c
 }
