@@ -222,11 +222,13 @@ func TestEngineRunCoalesces(t *testing.T) {
 func TestEngineRunPeriodicFullAndRetry(t *testing.T) {
 	r := &recorder{notify: make(chan ChangeSet, 100), failN: 1}
 	e := newTestEngine(t, r, Config{SyncPeriod: 20 * time.Millisecond})
+	// Upserted before Run, so that no sync can come between Run's first
+	// and the change (which would then be a partial sync of its own).
+	_ = e.Upsert(svc("a", "198.18.100.1", 80))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- e.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	_ = e.Upsert(svc("a", "198.18.100.1", 80))
 	// The first sync fails; the retry (after backoff) and the periodic
 	// resyncs after it must all be full.
 	fulls := 0
