@@ -41,6 +41,21 @@ static __always_inline void ct_key_of(struct ct_key *k, const struct lb_flow *f,
 	k->dir = dir;
 }
 
+/* rev_key_of builds the REV key of a flow that is not masqueraded: the
+ * reply from its backend addr:port to the client. */
+static __always_inline void rev_key_of(struct ct_key *k, const struct lb_flow *f,
+				       const __u32 *addr, __u16 port)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	addr_copy(k->saddr, addr);
+	addr_copy(k->daddr, f->saddr);
+	k->sport = port;
+	k->dport = f->sport;
+	k->proto = f->proto;
+	k->family = f->family;
+	k->dir = LB_CT_REV;
+}
+
 /*
  * fib_route looks up the route of a packet from saddr to daddr arriving on
  * the packet's interface. On success it returns the output interface and,

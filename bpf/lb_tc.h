@@ -49,13 +49,7 @@ static __always_inline void ensure_rev(const struct lb_flow *f, struct ct_value 
 	rev_port_mark(fwd->nat_port, fwd->flags & LB_CT_SNAT);
 	if (fwd->flags & LB_CT_SNAT)
 		return; /* its port was claimed with the entry; never re-claimed */
-	addr_copy(rk.saddr, fwd->nat_addr);
-	addr_copy(rk.daddr, f->saddr);
-	rk.sport = fwd->nat_port;
-	rk.dport = f->sport;
-	rk.proto = f->proto;
-	rk.family = f->family;
-	rk.dir = LB_CT_REV;
+	rev_key_of(&rk, f, fwd->nat_addr, fwd->nat_port);
 	if (bpf_map_lookup_elem(&lb_ct, &rk))
 		return;
 	addr_copy(rv.nat_addr, f->daddr);
@@ -106,13 +100,7 @@ static __always_inline int new_flow(struct __sk_buff *skb, const struct lb_flow 
 		fv.snat_port = x->snat_port;
 	} else {
 		rev_port_mark(be->port, 0);
-		addr_copy(rk.saddr, be->addr);
-		addr_copy(rk.daddr, f->saddr);
-		rk.sport = be->port;
-		rk.dport = f->sport;
-		rk.proto = f->proto;
-		rk.family = f->family;
-		rk.dir = LB_CT_REV;
+		rev_key_of(&rk, f, be->addr, be->port);
 		bpf_map_update_elem(&lb_ct, &rk, &rv, BPF_ANY);
 	}
 	ct_key_of(&fk, f, LB_CT_FWD);

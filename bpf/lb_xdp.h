@@ -45,13 +45,7 @@ static __always_inline void xdp_record(const struct lb_flow *f, const struct svc
 	rv.nat_port = f->dport;
 	rv.fe_id = svc->fe_id;
 	rev_port_mark(be->port, 0);
-	addr_copy(rk.saddr, be->addr);
-	addr_copy(rk.daddr, f->saddr);
-	rk.sport = be->port;
-	rk.dport = f->sport;
-	rk.proto = f->proto;
-	rk.family = f->family;
-	rk.dir = LB_CT_REV;
+	rev_key_of(&rk, f, be->addr, be->port);
 	bpf_map_update_elem(&lb_ct, &rk, &rv, BPF_ANY);
 	ct_key_of(&fk, f, LB_CT_FWD);
 	bpf_map_update_elem(&lb_ct, &fk, &fv, BPF_ANY);

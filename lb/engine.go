@@ -146,7 +146,7 @@ func (e *Engine) Upsert(svc *Service) error {
 	defer e.mu.Unlock()
 	err := e.tracker.CheckUpsert(svc)
 	if err == nil {
-		err = checkCapabilities(e.caps, e.dp.Name(), svc, e.tracker.Endpoints(svc.Key))
+		err = CheckCapabilities(e.caps, e.dp.Name(), svc, e.tracker.Endpoints(svc.Key))
 	}
 	if err != nil {
 		e.reject(svc.Key, err)
@@ -176,7 +176,7 @@ func (e *Engine) SetEndpoints(key ServiceKey, eps []Endpoint) error {
 	svc, _ := e.tracker.Service(key)
 	err := ValidateEndpoints(key, svc, eps)
 	if err == nil && svc != nil {
-		err = checkCapabilities(e.caps, e.dp.Name(), svc, eps)
+		err = CheckCapabilities(e.caps, e.dp.Name(), svc, eps)
 	}
 	if err != nil {
 		e.reject(key, err)

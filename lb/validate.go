@@ -142,9 +142,11 @@ func schedulerList() string {
 	return strings.Join(names, ", ")
 }
 
-// checkCapabilities returns an *UnsupportedError for the first thing the
-// service (with its endpoints) needs that caps lacks.
-func checkCapabilities(caps Capabilities, datapath string, svc *Service, eps []Endpoint) error {
+// CheckCapabilities returns an *UnsupportedError for the first thing the
+// service (with its endpoints) needs that caps lacks. The engine rejects
+// such services before they reach a datapath; a datapath can use it to
+// guard callers that hand it snapshots of their own.
+func CheckCapabilities(caps Capabilities, datapath string, svc *Service, eps []Endpoint) error {
 	unsupported := func(field, value string) error {
 		return &UnsupportedError{Service: svc.Key, Field: field, Value: value, Datapath: datapath}
 	}

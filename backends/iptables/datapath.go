@@ -269,9 +269,10 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 // (the engine rejects them first; this guards direct callers).
 func (d *Datapath) unsupported(s *lb.Snapshot, changed lb.ChangeSet) map[lb.ServiceKey]error {
 	bad := map[lb.ServiceKey]error{}
+	caps := d.Capabilities()
 	check := func(st *lb.ServiceState) {
-		if sched := st.Scheduler(); sched != lb.Random {
-			bad[st.Key()] = &lb.UnsupportedError{Service: st.Key(), Field: "scheduler", Value: string(sched), Datapath: name}
+		if err := lb.CheckCapabilities(caps, name, st.Service, st.Endpoints); err != nil {
+			bad[st.Key()] = err
 		}
 	}
 	if changed.Full || !d.synced {

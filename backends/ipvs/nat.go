@@ -350,23 +350,11 @@ func (n *nat) update(d *natDelta) error {
 	return n.flush(conn)
 }
 
-// remove deletes both tables if they exist.
+// remove deletes both tables if they exist (whether this process made
+// them or not): a rebuild with no elements.
 func (n *nat) remove() error {
-	conn, done, err := n.dial()
-	if err != nil {
-		return err
-	}
-	defer done()
-	for _, nf := range natFamilies {
-		t := &nftables.Table{Name: natTable, Family: nf.fam}
-		conn.AddTable(t)
-		conn.DelTable(t)
-	}
-	if err := n.flush(conn); err != nil {
-		return err
-	}
-	n.present, n.elems = false, newNatElems()
-	return nil
+	n.present = true
+	return n.rebuild(newNatElems())
 }
 
 func addElems(conn *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {

@@ -80,7 +80,10 @@ func (d *Datapath) Name() string { return name }
 // Capabilities: weighted random selection, TCP, UDP and SCTP, every
 // frontend kind, ClientIP affinity, IPv6 and Local policies (the engine
 // selects the endpoints).
-func (d *Datapath) Capabilities() lb.Capabilities {
+func (d *Datapath) Capabilities() lb.Capabilities { return capabilities() }
+
+// capabilities is what the nftables datapath can express.
+func capabilities() lb.Capabilities {
 	return lb.Capabilities{
 		Schedulers:    []lb.Scheduler{lb.Random},
 		Protocols:     []lb.Protocol{lb.TCP, lb.UDP, lb.SCTP},
@@ -144,8 +147,8 @@ func check(st *lb.ServiceState) error {
 	unsupported := func(field, value string) error {
 		return &lb.UnsupportedError{Service: st.Key(), Field: field, Value: value, Datapath: name}
 	}
-	if s := st.Scheduler(); s != lb.Random {
-		return unsupported("scheduler", string(s))
+	if err := lb.CheckCapabilities(capabilities(), name, st.Service, st.Endpoints); err != nil {
+		return err
 	}
 	for i, fs := range st.Frontends {
 		if protoNum(fs.Protocol) == 0 {
