@@ -16,7 +16,7 @@ func (Discard) Name() string { return "discard" }
 // Capabilities declares everything.
 func (Discard) Capabilities() lb.Capabilities {
 	return lb.Capabilities{
-		Schedulers:    lb.Schedulers,
+		Schedulers:    lb.Schedulers(),
 		Protocols:     []lb.Protocol{lb.TCP, lb.UDP, lb.SCTP},
 		FrontendKinds: []lb.FrontendKind{lb.ClusterIP, lb.NodePort, lb.ExternalIP, lb.LoadBalancer},
 		Affinity:      true, Weights: true, IPv6: true, LocalPolicy: true,

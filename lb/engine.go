@@ -4,16 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Defaults for Config, as in kube-proxy.
 const (
 	DefaultMinSyncPeriod = time.Second
 	DefaultSyncPeriod    = 30 * time.Second
+	// DefaultInitialSyncTimeout is how long the first full sync waits for
+	// registered sources that have not synced.
+	DefaultInitialSyncTimeout = time.Minute
 	// retryBase is the first retry delay after a failed sync; it doubles up
 	// to SyncPeriod.
 	retryBase = time.Second
@@ -27,11 +30,16 @@ type Config struct {
 	// bursts of changes coalesce into one sync. Zero syncs as soon as a
 	// change is seen; DefaultMinSyncPeriod is what kube-proxy uses.
 	MinSyncPeriod time.Duration
-	// SyncPeriod is the interval of full resyncs; zero means
-	// DefaultSyncPeriod.
+	// SyncPeriod is the interval of full resyncs, and the longest retry
+	// delay after failures; zero means DefaultSyncPeriod.
 	SyncPeriod time.Duration
-	// Logger receives one line per sync; nil logs nothing.
-	Logger *zap.Logger
+	// InitialSyncTimeout bounds how long the first full sync waits for
+	// registered sources (RegisterSource); zero means
+	// DefaultInitialSyncTimeout.
+	InitialSyncTimeout time.Duration
+	// Logger receives one line per sync and one per burst of repeated
+	// errors; nil logs nothing.
+	Logger *slog.Logger
 	// Hooks receive metrics; any of them may be nil.
 	Hooks Hooks
 }
@@ -49,8 +57,11 @@ type Hooks struct {
 	// time from its first unsynced change to now (network programming
 	// latency).
 	Programmed func(key ServiceKey, latency time.Duration)
-	// Rejected is called when Upsert or SetEndpoints rejects input.
+	// Rejected is called when Upsert or SetEndpoints refuses input.
 	Rejected func(key ServiceKey, err error)
+	// StatusChanged is called when a service's phase or error changes
+	// (a source may turn it into an event for the service's owner).
+	StatusChanged func(ServiceStatus)
 }
 
 // SyncResult describes one sync attempt.
@@ -69,37 +80,33 @@ type SyncResult struct {
 	PendingServices, PendingEndpoints int
 }
 
-// Status is a point-in-time view of the engine for health checks.
-type Status struct {
-	LastSync      time.Time // end of the last successful sync; zero if none
-	LastQueued    time.Time // when the last change was accepted
-	OldestPending time.Time // first-seen time of the oldest unsynced change; zero if none
-	LastError     error     // error of the last sync, nil if it succeeded
-	Services      int
-}
-
-// Engine keeps the desired state, and syncs a Datapath to it: it coalesces
-// bursts of changes, resyncs fully every SyncPeriod and after any failure,
-// retries with backoff and never runs two syncs at once. All methods are
-// safe for concurrent use.
+// Engine keeps every input it is given and a status per service, decides
+// what of it the datapath gets (validation, capabilities, frontend
+// ownership), and syncs the datapath to it: it coalesces bursts of changes,
+// resyncs fully every SyncPeriod and after any failure, retries with
+// backoff and never runs two syncs at once. All methods are safe for
+// concurrent use.
 type Engine struct {
-	dp   Datapath
-	caps Capabilities
-	cfg  Config
-	log  *zap.Logger
+	cfg Config
+	log *slog.Logger
 
 	mu         sync.Mutex // guards the fields below
-	tracker    *ChangeTracker
+	dp         Datapath
+	tracker    *tracker
 	desired    *Snapshot // built incrementally from the tracker
 	needFull   bool
 	broken     bool                    // the last sync failed as a whole
 	failed     map[ServiceKey]*pending // services the datapath failed to program
+	inflight   time.Time               // oldest change a running sync programs
 	retryAt    time.Time               // after a failure: earliest time to retry
 	retryDelay time.Duration
 	lastStart  time.Time
 	lastFull   time.Time
 	status     Status
-	adopted    bool
+	adopted    bool // the current datapath was offered the existing state
+	gate       gate
+	retire     []Cleaner // datapaths to clean up after the next full sync
+	failures   burst
 
 	syncMu sync.Mutex // held for the duration of one sync
 	kick   chan struct{}
@@ -111,81 +118,103 @@ func NewEngine(dp Datapath, cfg Config) (*Engine, error) {
 	if dp == nil {
 		return nil, errors.New("lb: NewEngine: nil datapath")
 	}
-	if cfg.MinSyncPeriod < 0 || cfg.SyncPeriod < 0 {
-		return nil, fmt.Errorf("lb: NewEngine: negative sync period (min %s, full %s)", cfg.MinSyncPeriod, cfg.SyncPeriod)
+	if cfg.MinSyncPeriod < 0 || cfg.SyncPeriod < 0 || cfg.InitialSyncTimeout < 0 {
+		return nil, fmt.Errorf("lb: NewEngine: negative period (min sync %s, sync %s, initial sync timeout %s)",
+			cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.InitialSyncTimeout)
 	}
 	if cfg.SyncPeriod == 0 {
 		cfg.SyncPeriod = DefaultSyncPeriod
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
+	if cfg.InitialSyncTimeout == 0 {
+		cfg.InitialSyncTimeout = DefaultInitialSyncTimeout
 	}
-	return &Engine{
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
 		dp:       dp,
-		caps:     dp.Capabilities(),
 		cfg:      cfg,
-		log:      cfg.Logger.With(zap.String("datapath", dp.Name())),
-		tracker:  NewChangeTracker(),
+		log:      cfg.Logger,
+		tracker:  newTracker(dp.Capabilities(), dp.Name()),
 		needFull: true,
 		failed:   make(map[ServiceKey]*pending),
 		kick:     make(chan struct{}, 1),
-	}, nil
+	}
+	e.tracker.onStatus = cfg.Hooks.StatusChanged
+	e.gate.timeout = cfg.InitialSyncTimeout
+	return e, nil
 }
 
-// Datapath returns the datapath the engine drives.
-func (e *Engine) Datapath() Datapath { return e.dp }
+// Datapath returns the datapath the engine drives now.
+func (e *Engine) Datapath() Datapath {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.dp
+}
 
-// Upsert adds or replaces a service. An invalid service, or one the datapath
-// cannot express, is rejected with a *ValidationError or *UnsupportedError
-// and the previous version of the service (if any) stays in place.
+// Upsert adds or replaces a service. The engine keeps it whatever happens:
+// an invalid service, one the datapath cannot express, or one whose
+// frontend another service holds gets a *ValidationError,
+// *UnsupportedError or *ConflictError, and its status says so. The
+// previous accepted version of an invalid or unsupported service stays in
+// place; a service in conflict is programmed without the frontends it does
+// not own, and gets them as soon as their owner releases them.
 func (e *Engine) Upsert(svc *Service) error {
 	if svc == nil {
 		return errors.New("lb: Upsert: nil service")
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	err := e.tracker.CheckUpsert(svc)
-	if err == nil {
-		err = CheckCapabilities(e.caps, e.dp.Name(), svc, e.tracker.Endpoints(svc.Key))
-	}
-	if err != nil {
-		e.reject(svc.Key, err)
-		return err
-	}
-	if e.tracker.Upsert(svc, time.Now()) {
-		e.queued(ServiceChange)
-	}
-	return nil
+	return e.changed(svc.Key, ServiceChange, func(now time.Time) error { return e.tracker.upsert(svc, now) })
 }
 
 // Delete removes a service. Deleting an unknown service does nothing.
 func (e *Engine) Delete(key ServiceKey) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.tracker.Delete(key, time.Now()) {
-		e.queued(ServiceChange)
-	}
+	_ = e.changed(key, ServiceChange, func(now time.Time) error {
+		e.tracker.remove(key, now)
+		return nil
+	})
 }
 
 // SetEndpoints replaces the endpoints of a service; nil removes them. The
-// service need not exist yet. Invalid endpoints are rejected as a whole with
-// a *ValidationError and the previous endpoints stay in place.
+// service need not exist yet. Invalid endpoints are refused as a whole with
+// a *ValidationError (or *UnsupportedError) and the previous endpoints
+// stay in place until valid ones come.
 func (e *Engine) SetEndpoints(key ServiceKey, eps []Endpoint) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	svc, _ := e.tracker.Service(key)
-	err := ValidateEndpoints(key, svc, eps)
-	if err == nil && svc != nil {
-		err = CheckCapabilities(e.caps, e.dp.Name(), svc, eps)
-	}
+	return e.changed(key, EndpointsChange, func(now time.Time) error { return e.tracker.setEndpoints(key, eps, now) })
+}
+
+// changed runs one tracker update of the given kind, reports refused input
+// and wakes the sync loop if the desired state changed. Called with e.mu
+// held.
+func (e *Engine) changed(key ServiceKey, kind ChangeKind, update func(time.Time) error) error {
+	marks := e.tracker.marks
+	now := time.Now()
+	err := update(now)
 	if err != nil {
-		e.reject(key, err)
+		e.log.Warn("refused", "service", string(key), "error", err)
+		if h := e.cfg.Hooks.Rejected; h != nil {
+			h(key, err)
+		}
+	}
+	if e.tracker.marks == marks {
 		return err
 	}
-	if e.tracker.SetEndpoints(key, eps, time.Now()) {
-		e.queued(EndpointsChange)
+	e.status.LastQueued = now
+	if h := e.cfg.Hooks.ChangeQueued; h != nil {
+		s, ep := e.tracker.Pending()
+		n := s
+		if kind == EndpointsChange {
+			n = ep
+		}
+		h(kind, n)
 	}
-	return nil
+	e.wake()
+	return err
 }
 
 // RequestFullSync makes the next sync a full one.
@@ -203,13 +232,63 @@ func (e *Engine) Snapshot() *Snapshot {
 	return e.desired
 }
 
+// ServiceStatus returns the status of the service key, if the engine was
+// given it.
+func (e *Engine) ServiceStatus(key ServiceKey) (ServiceStatus, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tracker.statusOf(key)
+}
+
+// ServiceStatuses returns the status of every service, by key.
+func (e *Engine) ServiceStatuses() []ServiceStatus {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]ServiceStatus, 0, e.tracker.services)
+	for _, r := range e.tracker.records {
+		if r.svc != nil {
+			out = append(out, r.status)
+		}
+	}
+	slices.SortFunc(out, func(a, b ServiceStatus) int {
+		if a.Service < b.Service {
+			return -1
+		}
+		if a.Service > b.Service {
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// FrontendOwner returns the service that holds the frontend id in the
+// desired state ("" if none) and the services waiting for it, oldest
+// first.
+func (e *Engine) FrontendOwner(id FrontendID) (owner ServiceKey, waiting []ServiceKey) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.tracker.owner(id)
+}
+
 // Status returns the engine's health-relevant state.
 func (e *Engine) Status() Status {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	st := e.status
-	st.OldestPending, _ = e.tracker.OldestPending()
-	st.Services = e.tracker.Len()
+	st.OldestPending = e.tracker.oldestPending()
+	if !e.inflight.IsZero() && (st.OldestPending.IsZero() || e.inflight.Before(st.OldestPending)) {
+		st.OldestPending = e.inflight
+	}
+	st.Services = e.tracker.services
+	st.Phases = make(map[Phase]int, len(e.tracker.phases))
+	for p, n := range e.tracker.phases {
+		if n > 0 {
+			st.Phases[p] = n
+		}
+	}
+	st.WaitingFor = e.gate.waiting()
+	st.Datapath = e.dp.Name()
 	return st
 }
 
@@ -217,33 +296,14 @@ func (e *Engine) Status() Status {
 func (e *Engine) Cleanup(ctx context.Context) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
-	err := e.dp.Cleanup(ctx)
+	e.mu.Lock()
+	dp := e.dp
+	e.mu.Unlock()
+	err := dp.Cleanup(ctx)
 	e.mu.Lock()
 	e.needFull = true
 	e.mu.Unlock()
 	return err
-}
-
-// called with e.mu held.
-func (e *Engine) reject(key ServiceKey, err error) {
-	e.log.Warn("rejected", zap.String("service", string(key)), zap.Error(err))
-	if h := e.cfg.Hooks.Rejected; h != nil {
-		h(key, err)
-	}
-}
-
-// called with e.mu held.
-func (e *Engine) queued(kind ChangeKind) {
-	e.status.LastQueued = time.Now()
-	if h := e.cfg.Hooks.ChangeQueued; h != nil {
-		s, ep := e.tracker.Pending()
-		n := s
-		if kind == EndpointsChange {
-			n = ep
-		}
-		h(kind, n)
-	}
-	e.wake()
 }
 
 func (e *Engine) wake() {

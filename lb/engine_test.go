@@ -134,7 +134,8 @@ func TestEngineRejectsKeepPreviousVersion(t *testing.T) {
 		t.Fatalf("unequal weights: got %v", err)
 	}
 	clash := svc("b", "198.18.100.1", 80)
-	if err := e.Upsert(clash); !errors.As(err, &ve) || ve.Reason != `already used by service "a"` {
+	var ce *ConflictError
+	if err := e.Upsert(clash); !errors.As(err, &ce) || ce.Owner != "a" || ce.Field != "frontends[0]" {
 		t.Fatalf("duplicate frontend across services: got %v", err)
 	}
 	if err := e.Upsert(svc("c", "198.18.100.3", 80)); err != nil {

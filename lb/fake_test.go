@@ -9,30 +9,49 @@ import (
 // recorder is a Datapath that records what it is asked to do; a fake is
 // fine here because these tests check the engine's logic, not a dataplane.
 type recorder struct {
-	mu      sync.Mutex
-	caps    Capabilities
-	syncs   []ChangeSet
-	snaps   []*Snapshot
-	failN   int           // fail this many syncs as a whole
-	failKey ServiceKey    // return ServiceErrors for this key
-	gate    chan struct{} // when set, each Sync waits for a token
-	entered chan struct{} // signalled when Sync starts
-	notify  chan ChangeSet
+	name     string
+	mu       sync.Mutex
+	cleaned  int // Cleanup calls
+	cleanErr error
+	caps     Capabilities
+	syncs    []ChangeSet
+	snaps    []*Snapshot
+	failN    int           // fail this many syncs as a whole
+	failKey  ServiceKey    // return ServiceErrors for this key
+	gate     chan struct{} // when set, each Sync waits for a token
+	entered  chan struct{} // signalled when Sync starts
+	notify   chan ChangeSet
 }
 
 func allCaps() Capabilities {
 	return Capabilities{
-		Schedulers:    Schedulers,
+		Schedulers:    Schedulers(),
 		Protocols:     []Protocol{TCP, UDP, SCTP},
 		FrontendKinds: []FrontendKind{ClusterIP, NodePort, ExternalIP, LoadBalancer},
 		Affinity:      true, Weights: true, IPv6: true, LocalPolicy: true,
 	}
 }
 
-func (r *recorder) Name() string               { return "recorder" }
+func (r *recorder) Name() string {
+	if r.name == "" {
+		return "recorder"
+	}
+	return r.name
+}
+
 func (r *recorder) Capabilities() Capabilities { return r.caps }
+
 func (r *recorder) Cleanup(context.Context) error {
-	return nil
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.cleaned++
+	return r.cleanErr
+}
+
+func (r *recorder) cleanups() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.cleaned
 }
 
 func (r *recorder) Sync(ctx context.Context, s *Snapshot, cs ChangeSet) error {

@@ -147,8 +147,11 @@ const (
 	Maglev Scheduler = "maglev" // Maglev consistent hashing of the flow
 )
 
-// Schedulers lists every scheduler lbkit knows, in a stable order.
-var Schedulers = []Scheduler{Random, RR, WRR, LC, WLC, SH, DH, SED, NQ, Maglev}
+// Schedulers returns every scheduler lbkit knows, in a stable order, in a
+// new slice the caller may keep.
+func Schedulers() []Scheduler {
+	return []Scheduler{Random, RR, WRR, LC, WLC, SH, DH, SED, NQ, Maglev}
+}
 
 // AffinityType is the session affinity mode of a service.
 type AffinityType uint8

@@ -4,33 +4,34 @@ import (
 	"context"
 	"errors"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Run runs the sync loop until ctx is done and returns ctx's error. A change
 // is synced as soon as MinSyncPeriod has passed since the previous sync
 // started; a full sync runs every SyncPeriod; after a failure the engine
 // retries with exponential backoff (from 1 s up to SyncPeriod) and the
-// retry is a full sync.
+// retry is a full sync. The first full sync waits for registered sources
+// (RegisterSource).
 func (e *Engine) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		now := time.Now()
 		due := e.nextDue(now)
 		if !due.After(now) {
 			_ = e.syncOnce(ctx, false) // errors are logged, counted and retried
 			continue
 		}
-		wait := due.Sub(now)
 		if !timer.Stop() {
 			select {
 			case <-timer.C:
 			default:
 			}
 		}
-		timer.Reset(wait)
+		timer.Reset(due.Sub(now))
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -45,15 +46,19 @@ func (e *Engine) Run(ctx context.Context) error {
 func (e *Engine) nextDue(now time.Time) time.Time {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if wait, open := e.checkGate(now); !open {
+		return wait
+	}
+	if e.broken {
+		// The datapath failed as a whole: everything, the first sync
+		// included, waits for the backoff to pass.
+		return e.retryAt
+	}
 	due := e.lastFull.Add(e.cfg.SyncPeriod)
 	if e.lastFull.IsZero() {
 		due = now
 	}
-	switch {
-	case e.broken:
-		// The datapath failed as a whole: everything waits for the retry.
-		return minTime(due, e.retryAt)
-	case e.tracker.HasPending() || e.needFull:
+	if e.tracker.hasPending() || e.needFull {
 		due = minTime(due, e.lastStart.Add(e.cfg.MinSyncPeriod))
 	}
 	if len(e.failed) > 0 {
@@ -69,11 +74,20 @@ func minTime(a, b time.Time) time.Time {
 	return b
 }
 
-// Flush syncs now, without waiting for MinSyncPeriod, and returns the
-// sync's error: nil, a ServiceErrors naming services the datapath could not
-// program, or the datapath's failure. Services that failed before are retried
-// at once. If nothing changed and no full sync is due it returns nil at once.
+// Flush syncs now, without waiting for MinSyncPeriod or a backoff, and
+// returns the sync's error: nil, a ServiceErrors naming services the
+// datapath could not program, or the datapath's failure. Services that
+// failed before are retried at once. If nothing changed and no full sync is
+// due it returns nil at once. Before the first full sync it returns an
+// error wrapping ErrSourcesNotSynced while registered sources have not
+// synced.
 func (e *Engine) Flush(ctx context.Context) error {
+	e.mu.Lock()
+	_, open := e.checkGate(time.Now())
+	e.mu.Unlock()
+	if !open {
+		return e.gateError()
+	}
 	return e.syncOnce(ctx, true)
 }
 
@@ -82,74 +96,106 @@ func (e *Engine) Flush(ctx context.Context) error {
 func (e *Engine) syncOnce(ctx context.Context, retryNow bool) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
+	return e.syncLocked(ctx, retryNow, false)
+}
 
+// syncLocked is syncOnce with e.syncMu held; forceFull makes it a full sync
+// even when nothing is pending.
+func (e *Engine) syncLocked(ctx context.Context, retryNow, forceFull bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	start := time.Now()
 	e.mu.Lock()
-	if len(e.failed) > 0 && (retryNow || !start.Before(e.retryAt)) {
+	if len(e.failed) > 0 && (retryNow || forceFull || !start.Before(e.retryAt)) {
 		// Services the datapath failed to program are due for a retry.
 		for key, p := range e.failed {
 			e.tracker.restore(key, p)
 		}
 		clear(e.failed)
 	}
-	full := e.needFull || start.Sub(e.lastFull) >= e.cfg.SyncPeriod
-	if !full && !e.tracker.HasPending() {
+	full := forceFull || e.needFull || start.Sub(e.lastFull) >= e.cfg.SyncPeriod
+	if !full && !e.tracker.hasPending() {
 		e.mu.Unlock()
 		return nil
 	}
 	taken := e.tracker.take()
 	cs := ChangeSet{Full: full, Changed: make(map[ServiceKey]struct{}, len(taken))}
 	b := e.desired.builder()
-	for key := range taken {
+	var oldest time.Time
+	for key, p := range taken {
 		cs.Changed[key] = struct{}{}
 		b.set(key, e.tracker.state(key, e.cfg.NodeName))
+		if oldest.IsZero() || p.since.Before(oldest) {
+			oldest = p.since
+		}
 	}
 	snap := b.snapshot()
 	e.desired = snap
 	e.lastStart = start
+	e.inflight = oldest
+	dp := e.dp
 	adopt := !e.adopted
 	e.mu.Unlock()
 
 	var err error
-	if a, ok := e.dp.(Adopter); ok && adopt {
+	if a, ok := dp.(Adopter); ok && adopt {
 		if err = a.Adopt(ctx); err != nil {
 			err = errors.Join(errors.New("adopt existing state"), err)
 		}
 	}
 	if err == nil {
-		err = e.dp.Sync(ctx, snap, cs)
+		err = dp.Sync(ctx, snap, cs)
 	}
 	end := time.Now()
-	e.finish(snap, cs, taken, start, end, err, adopt)
+	e.finish(ctx, dp, snap, cs, taken, start, end, err, adopt)
+	if err == nil || isPartial(err) {
+		if full {
+			e.retireOld(ctx)
+		}
+	}
 	return err
 }
 
+func isPartial(err error) bool {
+	var svcErrs ServiceErrors
+	return errors.As(err, &svcErrs)
+}
+
 // finish records the outcome of a sync and schedules a retry if needed.
-func (e *Engine) finish(snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pending, start, end time.Time, err error, adopt bool) {
+func (e *Engine) finish(ctx context.Context, dp Datapath, snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pending, start, end time.Time, err error, adopt bool) {
 	var svcErrs ServiceErrors
 	partialFailure := errors.As(err, &svcErrs)
 
 	e.mu.Lock()
+	e.inflight = time.Time{}
 	e.broken = err != nil && !partialFailure
 	if e.broken {
 		e.needFull = true
 		for key, p := range taken {
 			e.tracker.restore(key, p)
 		}
+		if e.status.FailingSince.IsZero() {
+			e.status.FailingSince = start
+		}
 	} else {
+		e.status.FailingSince = time.Time{}
 		if adopt {
 			e.adopted = true
 		}
 		if cs.Full {
 			e.lastFull = start
 			e.needFull = false
+			e.status.LastFullSync = end
 		}
 		e.status.LastSync = end
 		for key, p := range taken {
-			if _, failed := svcErrs[key]; failed {
+			if serr, failed := svcErrs[key]; failed {
 				e.failed[key] = p
+				e.tracker.synced(key, serr, end)
 				continue
 			}
+			e.tracker.synced(key, nil, end)
 			if h := e.cfg.Hooks.Programmed; h != nil {
 				h(key, end.Sub(p.since))
 			}
@@ -163,7 +209,7 @@ func (e *Engine) finish(snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pend
 	}
 	e.status.LastError = err
 	res := SyncResult{
-		Datapath: e.dp.Name(), Full: cs.Full, Changed: len(cs.Changed),
+		Datapath: dp.Name(), Full: cs.Full, Changed: len(cs.Changed),
 		Start: start, Duration: end.Sub(start), Err: err, Services: snap.Len(),
 	}
 	res.PendingServices, res.PendingEndpoints = e.tracker.Pending()
@@ -173,15 +219,18 @@ func (e *Engine) finish(snap *Snapshot, cs ChangeSet, taken map[ServiceKey]*pend
 		// ChangeQueued hook of a change accepted meanwhile.
 		h(res)
 	}
+	attrs := []any{
+		"datapath", dp.Name(), "full", cs.Full, "servicesChanged", len(cs.Changed),
+		"services", res.Services, "duration", res.Duration,
+	}
+	switch {
+	case err != nil && ctx.Err() != nil:
+		e.log.Info("sync interrupted by shutdown", append(attrs, "error", err)...)
+	case err != nil:
+		e.failures.fail(e.log, "sync", err, end, append(attrs, "retryIn", e.retryDelay)...)
+	default:
+		e.failures.succeed(e.log, "sync", end)
+		e.log.Info("synced", attrs...)
+	}
 	e.mu.Unlock()
-
-	fields := []zap.Field{
-		zap.Bool("full", cs.Full), zap.Int("servicesChanged", len(cs.Changed)),
-		zap.Int("services", res.Services), zap.Duration("duration", res.Duration),
-	}
-	if err != nil {
-		e.log.Error("sync failed", append(fields, zap.Error(err))...)
-	} else {
-		e.log.Info("synced", fields...)
-	}
 }

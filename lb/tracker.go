@@ -1,6 +1,7 @@
 package lb
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -30,115 +31,325 @@ type pending struct {
 	endpoints bool
 }
 
-// ChangeTracker holds the desired state (services and their endpoints) and the
-// set of service keys that changed since the last successful sync. It is not
-// safe for concurrent use; the Engine serializes access.
+// tracker holds every input the engine was given, decides what of it is
+// accepted into the desired state (validation, capabilities, frontend
+// ownership), keeps a status per service and the set of keys whose accepted
+// state changed since the last successful sync. It is not safe for
+// concurrent use; the Engine serializes access.
 //
-// Every operation costs O(size of the one service it touches): nothing scans
-// all services.
-type ChangeTracker struct {
-	services  map[ServiceKey]*Service
-	endpoints map[ServiceKey][]Endpoint
-	frontends map[FrontendID]ServiceKey
-	pending   map[ServiceKey]*pending
+// Every operation costs O(size of the services it touches): nothing scans
+// all services, except setCapabilities (a datapath handoff).
+type tracker struct {
+	caps     Capabilities
+	datapath string
+
+	records map[ServiceKey]*record
+	// owners maps every frontend in the desired state to its service.
+	owners map[FrontendID]ServiceKey
+	// waiters maps a frontend to the services that ask for it while
+	// another owns it.
+	waiters map[FrontendID]map[ServiceKey]struct{}
+	seq     uint64
+
+	pending map[ServiceKey]*pending
+	marks   uint64 // counts calls of mark, so callers can tell a change happened
 	// counts of pending keys by kind, kept in step with pending.
 	pendingServices, pendingEndpoints int
+
+	services int // records with a service input
+	phases   map[Phase]int
+	// onStatus is called when a service's status changes.
+	onStatus func(ServiceStatus)
 }
 
-// NewChangeTracker returns an empty tracker.
-func NewChangeTracker() *ChangeTracker {
-	return &ChangeTracker{
-		services:  make(map[ServiceKey]*Service),
-		endpoints: make(map[ServiceKey][]Endpoint),
-		frontends: make(map[FrontendID]ServiceKey),
-		pending:   make(map[ServiceKey]*pending),
+// record is everything the engine knows about one service key.
+type record struct {
+	key ServiceKey
+	seq uint64 // order of first appearance; the oldest waiter wins a frontend
+
+	// The latest inputs, kept even when refused.
+	svc *Service // nil: no service (deleted, or only endpoints known)
+	eps []Endpoint
+
+	// The last inputs that passed validation and capabilities.
+	good    *Service
+	goodEps []Endpoint
+
+	// What the desired state holds: good, without frontends others own.
+	acc    *Service
+	accEps []Endpoint
+
+	svcErr     error        // why the latest service input was refused
+	epsErr     error        // why the latest endpoints were refused
+	conflict   error        // the first frontend conflict
+	waiting    []FrontendID // frontends asked for and owned by another
+	syncErr    error        // the datapath's error from the last sync
+	programmed bool         // the accepted state is programmed
+	status     ServiceStatus
+}
+
+func newTracker(caps Capabilities, datapath string) *tracker {
+	return &tracker{
+		caps: caps, datapath: datapath,
+		records: make(map[ServiceKey]*record),
+		owners:  make(map[FrontendID]ServiceKey),
+		waiters: make(map[FrontendID]map[ServiceKey]struct{}),
+		pending: make(map[ServiceKey]*pending),
+		phases:  make(map[Phase]int),
 	}
 }
 
-// Service returns the desired service, if any.
-func (t *ChangeTracker) Service(key ServiceKey) (*Service, bool) {
-	s, ok := t.services[key]
-	return s, ok
+func (t *tracker) record(key ServiceKey) *record {
+	r := t.records[key]
+	if r == nil {
+		t.seq++
+		r = &record{key: key, seq: t.seq}
+		t.records[key] = r
+	}
+	return r
 }
 
-// Endpoints returns the desired endpoints of key.
-func (t *ChangeTracker) Endpoints(key ServiceKey) []Endpoint { return t.endpoints[key] }
-
-// Len returns the number of services.
-func (t *ChangeTracker) Len() int { return len(t.services) }
-
-// CheckUpsert validates svc, including that none of its frontends belongs
-// to another service, without changing anything.
-func (t *ChangeTracker) CheckUpsert(svc *Service) error {
-	if err := svc.Validate(); err != nil {
-		return err
+// upsert stores svc as the latest input of its key and re-evaluates. It
+// returns the error that refused (part of) it, if any.
+func (t *tracker) upsert(svc *Service, now time.Time) error {
+	r := t.record(svc.Key)
+	if r.svc != nil && r.svc.Equal(svc) {
+		return r.serviceError()
 	}
-	for i, fe := range svc.Frontends {
-		if owner, ok := t.frontends[fe.ID()]; ok && owner != svc.Key {
-			return &ValidationError{Service: svc.Key, Field: fmt.Sprintf("frontends[%d]", i),
-				Value: fe.String(), Reason: fmt.Sprintf("already used by service %q", owner)}
-		}
+	if r.svc == nil {
+		t.services++
 	}
-	return nil
+	r.svc = svc.Clone()
+	t.evaluate(r, now)
+	return r.serviceError()
 }
 
-// Upsert stores a copy of svc. It returns false, with no change recorded,
-// when svc equals the stored service. svc must have passed CheckUpsert.
-func (t *ChangeTracker) Upsert(svc *Service, now time.Time) bool {
-	old, ok := t.services[svc.Key]
-	if ok && old.Equal(svc) {
+// remove deletes the service input of key (its endpoints stay stored until
+// set to nil, as Kubernetes deletes Services and EndpointSlices
+// separately). It reports whether there was a service.
+func (t *tracker) remove(key ServiceKey, now time.Time) bool {
+	r := t.records[key]
+	if r == nil || r.svc == nil {
 		return false
 	}
-	if ok {
-		for _, fe := range old.Frontends {
-			delete(t.frontends, fe.ID())
-		}
-	}
-	svc = svc.Clone()
-	t.services[svc.Key] = svc
-	for _, fe := range svc.Frontends {
-		t.frontends[fe.ID()] = svc.Key
-	}
-	t.mark(svc.Key, ServiceChange, now)
+	r.svc = nil
+	t.services--
+	t.evaluate(r, now)
 	return true
 }
 
-// Delete removes the service key (its endpoints stay stored until set to
-// nil, as Kubernetes deletes Services and EndpointSlices separately). It
-// returns false when there was no such service.
-func (t *ChangeTracker) Delete(key ServiceKey, now time.Time) bool {
-	old, ok := t.services[key]
-	if !ok {
-		return false
+// setEndpoints stores eps as the latest endpoints of key (nil deletes them)
+// and re-evaluates. It returns the error that refused them, if any.
+func (t *tracker) setEndpoints(key ServiceKey, eps []Endpoint, now time.Time) error {
+	r := t.records[key]
+	if r == nil && len(eps) == 0 {
+		return nil
 	}
-	for _, fe := range old.Frontends {
-		delete(t.frontends, fe.ID())
+	r = t.record(key)
+	if slices.Equal(r.eps, eps) {
+		return r.endpointsError()
 	}
-	delete(t.services, key)
-	t.mark(key, ServiceChange, now)
-	return true
-}
-
-// SetEndpoints replaces the endpoints of key (nil deletes them). It returns
-// false when they equal the stored ones. eps must have been validated.
-func (t *ChangeTracker) SetEndpoints(key ServiceKey, eps []Endpoint, now time.Time) bool {
-	if slices.Equal(t.endpoints[key], eps) {
-		return false
-	}
+	r.eps = slices.Clone(eps)
 	if len(eps) == 0 {
-		delete(t.endpoints, key)
-	} else {
-		t.endpoints[key] = slices.Clone(eps)
+		r.eps = nil
 	}
-	t.mark(key, EndpointsChange, now)
-	return true
+	t.evaluate(r, now)
+	return r.endpointsError()
 }
 
-func (t *ChangeTracker) mark(key ServiceKey, kind ChangeKind, now time.Time) {
+// setCapabilities re-evaluates every service for another datapath.
+func (t *tracker) setCapabilities(caps Capabilities, datapath string, now time.Time) {
+	t.caps, t.datapath = caps, datapath
+	keys := make([]*record, 0, len(t.records))
+	for _, r := range t.records {
+		keys = append(keys, r)
+	}
+	slices.SortFunc(keys, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+	for _, r := range keys {
+		t.evaluate(r, now)
+	}
+}
+
+// evaluate recomputes what of r's inputs is accepted, updates ownership and
+// pending changes, then re-evaluates the services waiting for frontends r
+// released, oldest first.
+func (t *tracker) evaluate(r *record, now time.Time) {
+	work := []*record{r}
+	for len(work) > 0 {
+		r := work[0]
+		work = work[1:]
+		for _, id := range t.evaluateOne(r, now) {
+			work = append(work, t.waitingFor(id)...)
+		}
+	}
+}
+
+// waitingFor returns the services waiting for id, oldest first.
+func (t *tracker) waitingFor(id FrontendID) []*record {
+	var out []*record
+	for key := range t.waiters[id] {
+		out = append(out, t.records[key])
+	}
+	slices.SortFunc(out, func(a, b *record) int { return cmp.Compare(a.seq, b.seq) })
+	return out
+}
+
+// evaluateOne re-evaluates one record and returns the frontends it released.
+func (t *tracker) evaluateOne(r *record, now time.Time) []FrontendID {
+	t.refreshGood(r)
+
+	// Frontends: those of good that nobody else owns.
+	var acc *Service
+	var waiting []FrontendID
+	r.conflict = nil
+	if r.good != nil {
+		kept := make([]Frontend, 0, len(r.good.Frontends))
+		for i, fe := range r.good.Frontends {
+			if owner, ok := t.owners[fe.ID()]; ok && owner != r.key {
+				waiting = append(waiting, fe.ID())
+				if r.conflict == nil {
+					r.conflict = &ConflictError{Service: r.key, Field: fmt.Sprintf("frontends[%d]", i), Frontend: fe.ID(), Owner: owner}
+				}
+				continue
+			}
+			kept = append(kept, fe)
+		}
+		switch {
+		case len(kept) == len(r.good.Frontends):
+			acc = r.good
+		case len(kept) > 0:
+			acc = r.good.Clone()
+			acc.Frontends = kept
+		}
+	}
+	t.setWaiting(r, waiting)
+	var accEps []Endpoint
+	if acc != nil {
+		accEps = r.goodEps
+	}
+
+	// Ownership and pending changes.
+	var released []FrontendID
+	svcChanged := !sameService(r.acc, acc)
+	if svcChanged {
+		if r.acc != nil {
+			for _, fe := range r.acc.Frontends {
+				if acc == nil || !slices.ContainsFunc(acc.Frontends, func(n Frontend) bool { return n.ID() == fe.ID() }) {
+					delete(t.owners, fe.ID())
+					released = append(released, fe.ID())
+				}
+			}
+		}
+		if acc != nil {
+			for _, fe := range acc.Frontends {
+				t.owners[fe.ID()] = r.key
+			}
+		}
+		r.acc = acc
+		t.mark(r.key, ServiceChange, now)
+	}
+	if !slices.Equal(r.accEps, accEps) {
+		r.accEps = accEps
+		t.mark(r.key, EndpointsChange, now)
+	}
+	t.refreshStatus(r, now)
+	if r.svc == nil && r.eps == nil && r.acc == nil {
+		delete(t.records, r.key)
+	}
+	return released
+}
+
+// refreshGood updates the last good inputs of r under the current
+// capabilities: the latest input if it passes, else the earlier good one
+// if it still passes, else none.
+func (t *tracker) refreshGood(r *record) {
+	r.svcErr, r.epsErr = nil, nil
+	if r.svc == nil {
+		r.good = nil
+	} else {
+		err := r.svc.Validate()
+		if err == nil {
+			err = checkServiceCaps(t.caps, t.datapath, r.svc)
+		}
+		if err == nil {
+			r.good = r.svc
+		} else {
+			r.svcErr = err
+			if r.good != nil && checkServiceCaps(t.caps, t.datapath, r.good) != nil {
+				r.good = nil
+			}
+		}
+	}
+	if r.good == nil {
+		// Endpoints without a service are checked on their own; the
+		// family check waits for the service.
+		r.epsErr = ValidateEndpoints(r.key, nil, r.eps)
+		r.goodEps = nil
+		return
+	}
+	r.epsErr = ValidateEndpoints(r.key, r.good, r.eps)
+	if r.epsErr == nil {
+		r.epsErr = checkEndpointCaps(t.caps, t.datapath, r.key, r.eps)
+	}
+	if r.epsErr == nil {
+		r.goodEps = r.eps
+		return
+	}
+	if ValidateEndpoints(r.key, r.good, r.goodEps) != nil || checkEndpointCaps(t.caps, t.datapath, r.key, r.goodEps) != nil {
+		r.goodEps = nil
+	}
+}
+
+// setWaiting records the frontends r waits for.
+func (t *tracker) setWaiting(r *record, ids []FrontendID) {
+	for _, id := range r.waiting {
+		if w := t.waiters[id]; w != nil {
+			delete(w, r.key)
+			if len(w) == 0 {
+				delete(t.waiters, id)
+			}
+		}
+	}
+	r.waiting = ids
+	for _, id := range ids {
+		w := t.waiters[id]
+		if w == nil {
+			w = make(map[ServiceKey]struct{})
+			t.waiters[id] = w
+		}
+		w[r.key] = struct{}{}
+	}
+}
+
+// sameService reports whether a and b are both nil or equal.
+func sameService(a, b *Service) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a == b || a.Equal(b)
+}
+
+// serviceError is the error that refused r's latest service, or the
+// first frontend conflict.
+func (r *record) serviceError() error {
+	if r.svcErr != nil {
+		return r.svcErr
+	}
+	return r.conflict
+}
+
+// endpointsError is the error that refused r's latest endpoints.
+func (r *record) endpointsError() error { return r.epsErr }
+
+func (t *tracker) mark(key ServiceKey, kind ChangeKind, now time.Time) {
+	t.marks++
 	p := t.pending[key]
 	if p == nil {
 		p = &pending{since: now}
 		t.pending[key] = p
+	}
+	if r := t.records[key]; r != nil {
+		r.programmed = false
 	}
 	if kind == ServiceChange && !p.service {
 		p.service = true
@@ -151,26 +362,26 @@ func (t *ChangeTracker) mark(key ServiceKey, kind ChangeKind, now time.Time) {
 }
 
 // Pending returns how many services have pending service and endpoint changes.
-func (t *ChangeTracker) Pending() (services, endpoints int) {
+func (t *tracker) Pending() (services, endpoints int) {
 	return t.pendingServices, t.pendingEndpoints
 }
 
-// HasPending reports whether any change waits for a sync.
-func (t *ChangeTracker) HasPending() bool { return len(t.pending) > 0 }
+// hasPending reports whether any change waits for a sync.
+func (t *tracker) hasPending() bool { return len(t.pending) > 0 }
 
-// OldestPending returns when the oldest waiting change was first seen.
-func (t *ChangeTracker) OldestPending() (time.Time, bool) {
+// oldestPending returns when the oldest waiting change was first seen.
+func (t *tracker) oldestPending() time.Time {
 	var oldest time.Time
 	for _, p := range t.pending {
 		if oldest.IsZero() || p.since.Before(oldest) {
 			oldest = p.since
 		}
 	}
-	return oldest, !oldest.IsZero()
+	return oldest
 }
 
 // take removes and returns the pending set, resetting the counters.
-func (t *ChangeTracker) take() map[ServiceKey]*pending {
+func (t *tracker) take() map[ServiceKey]*pending {
 	p := t.pending
 	t.pending = make(map[ServiceKey]*pending, len(p))
 	t.pendingServices, t.pendingEndpoints = 0, 0
@@ -178,11 +389,12 @@ func (t *ChangeTracker) take() map[ServiceKey]*pending {
 }
 
 // restore puts back changes of a failed sync, keeping the earliest time.
-func (t *ChangeTracker) restore(key ServiceKey, p *pending) {
-	if cur := t.pending[key]; cur != nil && cur.since.Before(p.since) {
-		p.since = cur.since
-	}
-	if cur := t.pending[key]; cur != nil {
+func (t *tracker) restore(key ServiceKey, p *pending) {
+	cur := t.pending[key]
+	if cur != nil {
+		if cur.since.Before(p.since) {
+			p.since = cur.since
+		}
 		p.service = p.service || cur.service
 		p.endpoints = p.endpoints || cur.endpoints
 		if cur.service {
@@ -201,11 +413,12 @@ func (t *ChangeTracker) restore(key ServiceKey, p *pending) {
 	}
 }
 
-// state computes the selected state of key, or nil when it has no service.
-func (t *ChangeTracker) state(key ServiceKey, nodeName string) *ServiceState {
-	svc, ok := t.services[key]
-	if !ok {
+// state computes the selected state of key, or nil when nothing of it is
+// accepted.
+func (t *tracker) state(key ServiceKey, nodeName string) *ServiceState {
+	r := t.records[key]
+	if r == nil || r.acc == nil {
 		return nil
 	}
-	return Select(svc, t.endpoints[key], nodeName)
+	return Select(r.acc, r.accEps, nodeName)
 }

@@ -50,7 +50,7 @@ func (s *Service) Validate() error {
 		}
 		seen[fe.ID()] = i
 	}
-	if s.Scheduler != "" && !slices.Contains(Schedulers, s.Scheduler) {
+	if s.Scheduler != "" && !slices.Contains(Schedulers(), s.Scheduler) {
 		bad("scheduler", fmt.Sprintf("%q", s.Scheduler), fmt.Sprintf("unknown scheduler (known: %s)", schedulerList()))
 	}
 	switch s.Affinity.Type {
@@ -135,18 +135,27 @@ func addrString(ip netip.Addr) string {
 }
 
 func schedulerList() string {
-	names := make([]string, len(Schedulers))
-	for i, s := range Schedulers {
+	all := Schedulers()
+	names := make([]string, len(all))
+	for i, s := range all {
 		names[i] = string(s)
 	}
 	return strings.Join(names, ", ")
 }
 
 // CheckCapabilities returns an *UnsupportedError for the first thing the
-// service (with its endpoints) needs that caps lacks. The engine rejects
+// service (with its endpoints) needs that caps lacks. The engine refuses
 // such services before they reach a datapath; a datapath can use it to
 // guard callers that hand it snapshots of their own.
 func CheckCapabilities(caps Capabilities, datapath string, svc *Service, eps []Endpoint) error {
+	if err := checkServiceCaps(caps, datapath, svc); err != nil {
+		return err
+	}
+	return checkEndpointCaps(caps, datapath, svc.Key, eps)
+}
+
+// checkServiceCaps checks the service's own fields against caps.
+func checkServiceCaps(caps Capabilities, datapath string, svc *Service) error {
 	unsupported := func(field, value string) error {
 		return &UnsupportedError{Service: svc.Key, Field: field, Value: value, Datapath: datapath}
 	}
@@ -170,11 +179,18 @@ func CheckCapabilities(caps Capabilities, datapath string, svc *Service, eps []E
 			return unsupported(fmt.Sprintf("frontends[%d].ip", i), "IPv6 "+fe.Addr.String())
 		}
 	}
-	if !caps.Weights {
-		for i, ep := range eps {
-			if ep.EffectiveWeight() != eps[0].EffectiveWeight() {
-				return unsupported(fmt.Sprintf("endpoints[%d].weight", i), fmt.Sprintf("%d (unequal weights)", ep.EffectiveWeight()))
-			}
+	return nil
+}
+
+// checkEndpointCaps checks the endpoints of key against caps.
+func checkEndpointCaps(caps Capabilities, datapath string, key ServiceKey, eps []Endpoint) error {
+	if caps.Weights {
+		return nil
+	}
+	for i, ep := range eps {
+		if ep.EffectiveWeight() != eps[0].EffectiveWeight() {
+			return &UnsupportedError{Service: key, Field: fmt.Sprintf("endpoints[%d].weight", i),
+				Value: fmt.Sprintf("%d (unequal weights)", ep.EffectiveWeight()), Datapath: datapath}
 		}
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
@@ -130,11 +132,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	syncPeriod, minSyncPeriod := cfg.SyncPeriods()
 	eng, err := lb.NewEngine(dp, lb.Config{
 		NodeName: node, SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
-		Logger: log.Named("engine").With(zap.String("mode", mode)), Hooks: m.Hooks(),
+		Logger: slog.New(zapslog.NewHandler(log.Named("engine").With(zap.String("mode", mode)).Core())),
+		Hooks:  m.Hooks(),
 	})
 	if err != nil {
 		return err
 	}
+	m.ObserveServices(func() map[lb.Phase]int { return eng.Status().Phases })
 	src, err := newSource(cfg, eng, m, log)
 	if err != nil {
 		return err
@@ -156,10 +160,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The first full sync, which prunes what an earlier process left and
+	// the services file no longer has, waits until the file is loaded.
+	sourceSynced := eng.RegisterSource("services-file")
 	if err := src.Load(); err != nil {
 		closeAll(servers)
 		return err
 	}
+	sourceSynced()
 	log.Info("proxyd started",
 		zap.String("version", versionString()), zap.String("mode", mode), zap.String("node", node),
 		zap.String("services", cfg.Lbkit.Services), zap.String("metrics", cfg.MetricsBindAddress),

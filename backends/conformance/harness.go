@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/lbkit/lbkit/internal/netns"
@@ -87,7 +89,7 @@ func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool, adju
 		t.Fatal("conformance: the Factory returned a nil datapath")
 	}
 	h.caps = h.dp.Capabilities()
-	eng, err := lb.NewEngine(h.dp, lb.Config{NodeName: NodeName, MinSyncPeriod: 0, Logger: h.env.Logger})
+	eng, err := lb.NewEngine(h.dp, lb.Config{NodeName: NodeName, MinSyncPeriod: 0, Logger: slog.New(zapslog.NewHandler(h.env.Logger.Core()))})
 	if err != nil {
 		t.Fatalf("conformance: lb.NewEngine(%s): %v", h.dp.Name(), err)
 	}

@@ -70,14 +70,14 @@ func rejectedChanges(h *harness) {
 	}
 }
 
-// firstUndeclaredScheduler returns the first of lb.Schedulers the datapath
+// firstUndeclaredScheduler returns the first of lb.Schedulers() the datapath
 // does not declare.
 func (h *harness) firstUndeclaredScheduler() (lb.Scheduler, bool) {
-	i := slices.IndexFunc(lb.Schedulers, func(s lb.Scheduler) bool { return !h.caps.SupportsScheduler(s) })
+	i := slices.IndexFunc(lb.Schedulers(), func(s lb.Scheduler) bool { return !h.caps.SupportsScheduler(s) })
 	if i < 0 {
 		return "", false
 	}
-	return lb.Schedulers[i], true
+	return lb.Schedulers()[i], true
 }
 
 // cleanup: after Cleanup nothing answers on the frontends, the datapath

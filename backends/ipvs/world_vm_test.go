@@ -7,12 +7,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
@@ -56,7 +58,7 @@ func (w *world) datapath(opts ipvs.Options) (*ipvs.Datapath, *lb.Engine) {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { dp.Close() })
-	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "node-a", Logger: opts.Logger})
+	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "node-a", Logger: slog.New(zapslog.NewHandler(opts.Logger.Core()))})
 	if err != nil {
 		w.t.Fatal(err)
 	}

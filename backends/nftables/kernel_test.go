@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/lbkit/lbkit/internal/netns"
@@ -110,7 +112,7 @@ func TestAdoption(t *testing.T) {
 	sticky.Affinity = lb.SessionAffinity{Type: lb.AffinityClientIP, Timeout: time.Hour}
 	all := []lb.Endpoint{w.backend(0), w.backend(1), w.backend(2)}
 
-	first, err := lb.NewEngine(w.d, lb.Config{Logger: zaptest.NewLogger(t)})
+	first, err := lb.NewEngine(w.d, lb.Config{Logger: slog.New(zapslog.NewHandler(zaptest.NewLogger(t).Core()))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +146,7 @@ func TestAdoption(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := lb.NewEngine(second, lb.Config{Logger: zaptest.NewLogger(t)})
+	eng, err := lb.NewEngine(second, lb.Config{Logger: slog.New(zapslog.NewHandler(zaptest.NewLogger(t).Core()))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,8 +28,14 @@ func TestWithEngine(t *testing.T) {
 	// The clock runs a minute ahead, so a change the engine has not synced
 	// looks stuck for longer than 2×10s.
 	c := New(eng.Status, 10*time.Second, "node-a", func() time.Time { return time.Now().Add(time.Minute) })
+	if code, body := probe(t, c, "/healthz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("fresh engine, nothing programmed: code %d body %v, want 503", code, body)
+	}
+	if err := eng.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if code, body := probe(t, c, "/healthz"); code != http.StatusOK {
-		t.Fatalf("fresh engine: code %d body %v, want 200", code, body)
+		t.Fatalf("after the first full sync: code %d body %v, want 200", code, body)
 	}
 	fe := lb.Frontend{Addr: netip.MustParseAddr("198.18.0.20"), Port: 443, Protocol: lb.TCP, Kind: lb.ClusterIP}
 	if err := eng.Upsert(&lb.Service{Key: "api", Frontends: []lb.Frontend{fe}}); err != nil {

@@ -1,11 +1,13 @@
 // Package health serves proxyd's /healthz and /livez endpoints.
 //
-// /healthz follows kube-proxy's rule: the proxy is healthy unless a change
-// has been queued for longer than twice the sync period without being
-// programmed. Load balancers and node health checks probe it, so it always
-// answers with a JSON body that says why (fields named as in kube-proxy's
-// body where they mean the same). /livez only says that the process serves
-// HTTP.
+// /healthz never says ok while nothing is programmed: it answers 503 until
+// the first full sync has succeeded, once syncs have failed in a row for
+// twice the sync period, and (kube-proxy's rule) when a change has waited
+// longer than twice the sync period without being programmed, changes a
+// sync is programming right now included. Load balancers and node health
+// checks probe it, so it always answers with a JSON body that says why
+// (fields named as in kube-proxy's body where they mean the same). /livez
+// only says that the process serves HTTP.
 package health
 
 import (
@@ -74,6 +76,11 @@ type Report struct {
 	Services int `json:"services"`
 	// LastError is the error of the last sync, if it failed.
 	LastError string `json:"lastError,omitempty"`
+	// FailingSince is when the syncs that failed in a row up to now began
+	// (RFC 3339); empty when the last sync succeeded.
+	FailingSince string `json:"failingSince,omitempty"`
+	// WaitingFor names the sources the first full sync waits for.
+	WaitingFor []string `json:"waitingFor,omitempty"`
 }
 
 // Check evaluates the engine's status now.
@@ -93,26 +100,40 @@ func (c *Checker) Check() Report {
 	if st.LastError != nil {
 		r.LastError = st.LastError.Error()
 	}
+	if !st.FailingSince.IsZero() {
+		r.FailingSince = formatTime(st.FailingSince)
+	}
+	r.WaitingFor = st.WaitingFor
+	unhealthy := func(format string, args ...any) {
+		r.Status, r.NodeHealthy = StatusUnhealthy, false
+		r.Reason = fmt.Sprintf(format, args...)
+	}
+	failing := max(now.Sub(st.FailingSince), 0).Round(time.Millisecond)
 	switch {
+	case st.LastFullSync.IsZero() && len(st.WaitingFor) > 0:
+		unhealthy("nothing programmed yet: the first full sync waits for sources %v", st.WaitingFor)
+	case st.LastFullSync.IsZero() && st.LastError != nil:
+		unhealthy("nothing programmed yet: every sync since %s has failed", r.FailingSince)
+	case st.LastFullSync.IsZero():
+		unhealthy("nothing programmed yet: the first full sync has not completed")
+	case !st.FailingSince.IsZero() && failing >= c.limit:
+		unhealthy("syncs have failed for %s, longer than the %s limit (2×syncPeriod %s)", failing, c.limit, c.syncPeriod)
 	case !st.OldestPending.IsZero():
 		r.OldestPendingChange = formatTime(st.OldestPending)
 		waited := max(now.Sub(st.OldestPending), 0).Round(time.Millisecond)
 		if waited >= c.limit {
-			r.Status, r.NodeHealthy = StatusUnhealthy, false
-			r.Reason = fmt.Sprintf("oldest pending change has waited %s, longer than the %s limit (2×syncPeriod %s)", waited, c.limit, c.syncPeriod)
+			unhealthy("oldest pending change has waited %s, longer than the %s limit (2×syncPeriod %s)", waited, c.limit, c.syncPeriod)
 		} else {
 			r.Reason = fmt.Sprintf("oldest pending change has waited %s, within the %s limit (2×syncPeriod %s)", waited, c.limit, c.syncPeriod)
 		}
-	case st.LastSync.IsZero():
-		r.Reason = "no sync yet and no change pending"
 	default:
 		r.Reason = "every change is programmed"
 	}
 	return r
 }
 
-// Healthz answers 200 when the proxy is healthy and 503 when a change has
-// waited 2×syncPeriod or longer, with a Report as JSON body either way.
+// Healthz answers 200 when the proxy is healthy and 503 when it is not (see
+// the package doc), with a Report as JSON body either way.
 func (c *Checker) Healthz(w http.ResponseWriter, _ *http.Request) {
 	r := c.Check()
 	code := http.StatusOK

@@ -35,7 +35,7 @@ func fixed(st lb.Status, now time.Time) (func() lb.Status, func() time.Time) {
 }
 
 func TestHealthy(t *testing.T) {
-	st := lb.Status{LastSync: t0, OldestPending: t0.Add(5 * time.Second), Services: 12}
+	st := lb.Status{LastSync: t0, LastFullSync: t0, OldestPending: t0.Add(5 * time.Second), Services: 12}
 	status, now := fixed(st, t0.Add(64*time.Second)) // pending for 59s of a 60s limit
 	code, body := probe(t, New(status, 30*time.Second, "node-a", now), "/healthz")
 	if code != http.StatusOK {
@@ -65,8 +65,9 @@ func TestHealthy(t *testing.T) {
 
 func TestUnhealthyWhenChangeWaitsTooLong(t *testing.T) {
 	st := lb.Status{
-		LastSync: t0, OldestPending: t0.Add(10 * time.Second), Services: 3,
-		LastError: errors.New("nftables: netlink: operation not permitted"),
+		LastSync: t0, LastFullSync: t0, OldestPending: t0.Add(10 * time.Second), Services: 3,
+		LastError:    errors.New("nftables: netlink: operation not permitted"),
+		FailingSince: t0.Add(80 * time.Second),
 	}
 	status, now := fixed(st, t0.Add(10*time.Second+75*time.Second))
 	code, body := probe(t, New(status, 30*time.Second, "node-b", now), "/healthz")
@@ -91,7 +92,7 @@ func TestUnhealthyWhenChangeWaitsTooLong(t *testing.T) {
 }
 
 func TestLimitIsTwiceSyncPeriod(t *testing.T) {
-	st := lb.Status{OldestPending: t0}
+	st := lb.Status{LastFullSync: t0, OldestPending: t0}
 	for _, c := range []struct {
 		waited time.Duration
 		want   int
@@ -106,40 +107,64 @@ func TestLimitIsTwiceSyncPeriod(t *testing.T) {
 	}
 }
 
-func TestNeverSyncedNothingPending(t *testing.T) {
-	status, now := fixed(lb.Status{}, t0)
-	code, body := probe(t, New(status, 0, "node-c", now), "/healthz")
-	if code != http.StatusOK || body["status"] != "ok" || body["nodeHealthy"] != true {
-		t.Fatalf("before the first sync: code %d body %v, want 200 ok", code, body)
-	}
-	for _, k := range []string{"lastUpdated", "oldestPendingChange"} {
-		if _, ok := body[k]; ok {
-			t.Errorf("%s present before any sync or change: %v", k, body[k])
+// Nothing is programmed before the first full sync: a load balancer must
+// not send traffic to this node yet.
+func TestUnhealthyBeforeFirstFullSync(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		st     lb.Status
+		reason string
+	}{
+		{"nothing yet", lb.Status{}, "first full sync has not completed"},
+		{"waiting for sources", lb.Status{WaitingFor: []string{"kube"}, OldestPending: t0}, "waits for sources [kube]"},
+		{"first syncs fail", lb.Status{FailingSince: t0, LastError: errors.New("no bpffs")}, "every sync since 2030-06-01T12:00:00Z has failed"},
+		{"a partial sync but no full one", lb.Status{LastSync: t0}, "first full sync has not completed"},
+	} {
+		status, now := fixed(c.st, t0.Add(time.Second))
+		code, body := probe(t, New(status, 0, "node-c", now), "/healthz")
+		if code != http.StatusServiceUnavailable || body["status"] != "unhealthy" || body["nodeHealthy"] != false {
+			t.Errorf("%s: code %d body %v, want 503 unhealthy", c.name, code, body)
+		}
+		if r, _ := body["reason"].(string); !strings.Contains(r, "nothing programmed yet") || !strings.Contains(r, c.reason) {
+			t.Errorf("%s: reason %q, want it to say %q", c.name, r, c.reason)
 		}
 	}
-	if r, _ := body["reason"].(string); !strings.Contains(r, "no sync yet") {
-		t.Errorf("reason %q should say there was no sync yet", r)
-	}
-	if body["services"] != float64(0) || body["currentTime"] != "2030-06-01T12:00:00Z" {
-		t.Errorf("services %v currentTime %v", body["services"], body["currentTime"])
+}
+
+// Failing syncs turn health red after 2×syncPeriod, not before, even when
+// no change is pending (a periodic full sync that keeps failing).
+func TestUnhealthyWhenSyncsKeepFailing(t *testing.T) {
+	st := lb.Status{LastFullSync: t0, LastSync: t0, FailingSince: t0.Add(time.Minute), LastError: errors.New("iptables-restore: exit status 4")}
+	for _, c := range []struct {
+		failing time.Duration
+		want    int
+	}{
+		{20*time.Second - time.Millisecond, http.StatusOK},
+		{20 * time.Second, http.StatusServiceUnavailable},
+	} {
+		status, now := fixed(st, st.FailingSince.Add(c.failing))
+		code, body := probe(t, New(status, 10*time.Second, "n", now), "/healthz")
+		if code != c.want || body["failingSince"] != "2030-06-01T12:01:00Z" {
+			t.Errorf("failing for %s: code %d, want %d; body %v", c.failing, code, c.want, body)
+		}
 	}
 }
 
 func TestNeverSyncedChangeStuck(t *testing.T) {
 	// The default sync period (30s) applies for 0: stuck after 60s.
-	status, now := fixed(lb.Status{OldestPending: t0, Services: 1}, t0.Add(2*time.Minute))
+	status, now := fixed(lb.Status{LastFullSync: t0, OldestPending: t0, Services: 1}, t0.Add(2*time.Minute))
 	if code, body := probe(t, New(status, 0, "n", now), "/healthz"); code != http.StatusServiceUnavailable {
 		t.Errorf("first change pending 2m with the default sync period: code %d, want 503; body %v", code, body)
 	}
 }
 
 func TestStatusIsReadPerRequest(t *testing.T) {
-	st := lb.Status{OldestPending: t0}
+	st := lb.Status{LastFullSync: t0, OldestPending: t0}
 	c := New(func() lb.Status { return st }, time.Second, "n", func() time.Time { return t0.Add(time.Minute) })
 	if code, _ := probe(t, c, "/healthz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("stuck change: code %d, want 503", code)
 	}
-	st = lb.Status{LastSync: t0.Add(30 * time.Second)} // synced since
+	st = lb.Status{LastFullSync: t0, LastSync: t0.Add(30 * time.Second)} // synced since
 	code, body := probe(t, c, "/healthz")
 	if code != http.StatusOK || !strings.Contains(body["reason"].(string), "programmed") {
 		t.Errorf("after the change was synced: code %d body %v, want 200 with everything programmed", code, body)

@@ -95,5 +95,9 @@ func rejectReason(err error) string {
 	if errors.As(err, &uerr) {
 		return ReasonUnsupported
 	}
+	var cerr *lb.ConflictError
+	if errors.As(err, &cerr) {
+		return ReasonConflict
+	}
 	return ReasonOther
 }

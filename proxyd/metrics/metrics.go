@@ -34,6 +34,9 @@ const (
 	// ReasonUnsupported: the datapath cannot express the service
 	// (*lb.UnsupportedError).
 	ReasonUnsupported = "unsupported"
+	// ReasonConflict: a frontend of the service belongs to another
+	// service (*lb.ConflictError).
+	ReasonConflict = "conflict"
 	// ReasonOther: any other rejection.
 	ReasonOther = "other"
 )
@@ -96,7 +99,7 @@ func New(datapath string) *Metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: lbkitNamespace,
 			Name:      "services_rejected_total",
-			Help:      "Service or endpoints updates rejected before reaching the datapath, by reason (validation, unsupported, other).",
+			Help:      "Service or endpoints updates refused before reaching the datapath, by reason (validation, unsupported, conflict, other).",
 		}, []string{"reason"}),
 		reloadErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: lbkitNamespace,
@@ -128,7 +131,7 @@ func New(datapath string) *Metrics {
 		m.syncErrors, m.rejected, m.reloadErrors, m.servicesProgrammed, m.backendsProgrammed,
 		m.partialFallbacks,
 	)
-	for _, reason := range []string{ReasonValidation, ReasonUnsupported, ReasonOther} {
+	for _, reason := range []string{ReasonValidation, ReasonUnsupported, ReasonConflict, ReasonOther} {
 		m.rejected.WithLabelValues(reason)
 	}
 	if datapath != "" {

@@ -15,13 +15,23 @@ type Sink interface {
 	SetEndpoints(lb.ServiceKey, []lb.Endpoint) error
 }
 
-// applier remembers what the Sink accepted, so that each load sends it only
-// the difference. A service or endpoint set the Sink rejected is not
-// remembered, so the next load retries it.
+// applier mirrors the file into the Sink: it remembers what it sent, so
+// that each load sends only the difference. It sends every service as
+// written, even one the Sink refuses: the engine keeps refused input and
+// programs it when it can (a frontend another service held is released, a
+// datapath that can express it takes over), so a source never retries by
+// hand.
 type applier struct {
 	sink      Sink
 	services  map[lb.ServiceKey]*lb.Service
 	endpoints map[lb.ServiceKey][]lb.Endpoint
+}
+
+// statusReader is implemented by Sinks that keep a status per service
+// (*lb.Engine does); the applier uses it to report services that are still
+// refused on every load, not only on the one that changed them.
+type statusReader interface {
+	ServiceStatus(lb.ServiceKey) (lb.ServiceStatus, bool)
 }
 
 func newApplier(sink Sink) *applier {
@@ -33,7 +43,8 @@ func newApplier(sink Sink) *applier {
 }
 
 // apply makes the Sink hold exactly ls. It returns the number of services
-// the Sink changed for, and one located *Error per rejected service.
+// the Sink changed for, and one located *Error per service the Sink
+// refuses (in part).
 func (a *applier) apply(file string, ls []*located) (changed int, errs []error) {
 	want := make(map[lb.ServiceKey]*located, len(ls))
 	for _, l := range ls {
@@ -55,7 +66,6 @@ func (a *applier) apply(file string, ls []*located) (changed int, errs []error) 
 		}
 		if err := a.sink.SetEndpoints(key, nil); err != nil {
 			errs = append(errs, fmt.Errorf("%s: removing the endpoints of deleted service %q: %w", file, key, err))
-			continue
 		}
 		delete(a.endpoints, key)
 		touched[key] = true
@@ -63,20 +73,27 @@ func (a *applier) apply(file string, ls []*located) (changed int, errs []error) 
 
 	// New and changed services, then their endpoints (endpoint validation
 	// checks IP families against the service).
-	rejected := make(map[lb.ServiceKey]bool)
-	for _, r := range a.upsert(ls, touched) {
-		rejected[r.l.Service.Key] = true
-		errs = append(errs, rejection(file, r.l, r.err))
+	refused := make(map[lb.ServiceKey][]error)
+	for _, l := range ls {
+		key := l.Service.Key
+		if old := a.services[key]; old != nil && old.Equal(l.Service) {
+			continue
+		}
+		svc := l.Service.Clone()
+		if err := a.sink.Upsert(svc); err != nil {
+			refused[key] = append(refused[key], err)
+		}
+		a.services[key] = svc
+		touched[key] = true
 	}
 	for _, l := range ls {
 		key := l.Service.Key
-		if rejected[key] || sameEndpoints(a.endpoints[key], l.Endpoints) {
+		if sameEndpoints(a.endpoints[key], l.Endpoints) {
 			continue
 		}
 		eps := slices.Clone(l.Endpoints)
 		if err := a.sink.SetEndpoints(key, eps); err != nil {
-			errs = append(errs, rejection(file, l, err))
-			continue
+			refused[key] = append(refused[key], err)
 		}
 		if len(eps) == 0 {
 			delete(a.endpoints, key)
@@ -85,88 +102,31 @@ func (a *applier) apply(file string, ls []*located) (changed int, errs []error) 
 		}
 		touched[key] = true
 	}
-	return len(touched), errs
-}
 
-type rejected struct {
-	l   *located
-	err error
-}
-
-// upsert sends the Sink every service of ls that differs from what it
-// holds. A service that takes over a frontend another changed service still
-// holds waits for that one; when two services swap frontends, one of them is
-// deleted first so that the other can be added.
-func (a *applier) upsert(ls []*located, touched map[lb.ServiceKey]bool) []rejected {
-	var pending []*located
+	// What is refused once the whole file is in: a Sink that keeps a
+	// status says it for every service (a conflict an earlier Upsert
+	// reported may be resolved by a later one, and a service this load
+	// did not touch may still be refused); otherwise the calls' errors.
+	sr, hasStatus := a.sink.(statusReader)
 	for _, l := range ls {
-		if old := a.services[l.Service.Key]; old == nil || !old.Equal(l.Service) {
-			pending = append(pending, l)
-		}
-	}
-	var failed []rejected
-	try := func(l *located) {
-		svc := l.Service.Clone()
-		if err := a.sink.Upsert(svc); err != nil {
-			failed = append(failed, rejected{l, err})
-			return
-		}
-		a.services[svc.Key] = svc
-		touched[svc.Key] = true
-	}
-	for len(pending) > 0 {
-		owners := a.owners()
-		next := pending[:0:0]
-		for _, l := range pending {
-			if blocker(l.Service, owners) == "" {
-				try(l)
-			} else {
-				next = append(next, l)
+		key := l.Service.Key
+		if !hasStatus {
+			for _, err := range refused[key] {
+				errs = append(errs, rejection(file, l, err))
 			}
+			continue
 		}
-		if len(next) == len(pending) {
-			// Every remaining service waits for a frontend another holds.
-			l := next[0]
-			holder := blocker(l.Service, owners)
-			if slices.ContainsFunc(next, func(o *located) bool { return o.Service.Key == holder }) {
-				a.sink.Delete(holder)
-				delete(a.services, holder)
-				touched[holder] = true
-			} else {
-				try(l) // the holder was rejected: let the Sink say why
-				next = next[1:]
-			}
-		}
-		pending = next
-	}
-	return failed
-}
-
-// owners maps every frontend the Sink holds to its service.
-func (a *applier) owners() map[lb.FrontendID]lb.ServiceKey {
-	m := make(map[lb.FrontendID]lb.ServiceKey)
-	for key, svc := range a.services {
-		for _, fe := range svc.Frontends {
-			m[fe.ID()] = key
+		if st, ok := sr.ServiceStatus(key); ok && st.Err != nil && st.Phase != lb.PhaseFailed {
+			errs = append(errs, rejection(file, l, st.Err))
 		}
 	}
-	return m
-}
-
-// blocker returns the other service that holds a frontend of svc, or "".
-func blocker(svc *lb.Service, owners map[lb.FrontendID]lb.ServiceKey) lb.ServiceKey {
-	for _, fe := range svc.Frontends {
-		if o, ok := owners[fe.ID()]; ok && o != svc.Key {
-			return o
-		}
-	}
-	return ""
+	return len(touched), errs
 }
 
 // rejection locates an error the Sink returned for the service of l.
 func rejection(file string, l *located, err error) *Error {
 	line, field, msg := l.locate(err)
-	return &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf("service %q rejected: %s", l.Service.Key, msg), Err: err}
+	return &Error{File: file, Line: line, Field: field, Msg: fmt.Sprintf("service %q not programmed as written: %s", l.Service.Key, msg), Err: err}
 }
 
 // sameEndpoints reports whether two endpoint lists hold the same endpoints,

@@ -3,6 +3,7 @@ package file
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -53,7 +54,7 @@ func newEngine(t *testing.T, caps lb.Capabilities) (*lb.Engine, *discard) {
 
 func allCaps() lb.Capabilities {
 	return lb.Capabilities{
-		Schedulers:    lb.Schedulers,
+		Schedulers:    lb.Schedulers(),
 		Protocols:     []lb.Protocol{lb.TCP, lb.UDP, lb.SCTP},
 		FrontendKinds: []lb.FrontendKind{lb.ClusterIP, lb.NodePort, lb.ExternalIP, lb.LoadBalancer},
 		Affinity:      true, Weights: true, IPv6: true, LocalPolicy: true,
@@ -113,8 +114,7 @@ func TestLoadIntoEngine(t *testing.T) {
 	}
 
 	// Services a and b swap frontends in one edit: the engine never lets two
-	// services hold one frontend, so the Source must order (and, for a
-	// swap, break) the changes.
+	// services hold one frontend, and resolves the swap by itself.
 	swapped := strings.NewReplacer("ip: 198.18.0.1, port: 80", "ip: 198.18.0.2, port: 80",
 		"ip: 198.18.0.2, port: 80", "ip: 198.18.0.1, port: 80").Replace(threeServices)
 	writeFile(t, path, swapped)
@@ -165,5 +165,48 @@ func TestEngineRejectionIsLocated(t *testing.T) {
 	}
 	if got := eng.Snapshot().Len(); got != 2 {
 		t.Fatalf("engine holds %d services, want a and c", got)
+	}
+}
+
+// A frontend held by a service of another source: the file's service is
+// reported in conflict with its line on every load, and is programmed as
+// soon as the other service lets go, without the file being touched.
+func TestConflictWithAnotherSourceResolvesByItself(t *testing.T) {
+	ctx := context.Background()
+	eng, _ := newEngine(t, allCaps())
+	other := &lb.Service{Key: "kube/x", Frontends: []lb.Frontend{{
+		Addr: netip.MustParseAddr("198.18.0.2"), Port: 80, Protocol: lb.TCP, Kind: lb.ClusterIP}}}
+	if err := eng.Upsert(other); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "services.yaml")
+	writeFile(t, path, threeServices)
+	rec := &recorder{}
+	s := New(path, eng, rec.options())
+	mustLoad(t, s)
+	for range 2 { // the first load, and a forced reload that changes nothing
+		errs, _ := rec.take()
+		if len(errs) != 1 || !strings.Contains(errs[0].Error(), `services.yaml:9: services[1].frontends[0]: service "b" not programmed as written: 198.18.0.2:80/tcp is already used by service "kube/x"`) {
+			t.Fatalf("conflict report %v", errs)
+		}
+		if err := s.Load(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := backends(t, eng, "b"); got != nil {
+		t.Fatalf("b programmed while in conflict: %q", got)
+	}
+	eng.Delete("kube/x")
+	if err := eng.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := backends(t, eng, "b"), []string{"198.18.0.2:80/tcp -> 198.18.2.1:8080"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("b after kube/x left: %q, want %q", got, want)
+	}
+	if st, _ := eng.ServiceStatus("b"); st.Phase != lb.PhaseProgrammed {
+		t.Fatalf("b status %+v", st)
 	}
 }

@@ -150,7 +150,7 @@ func (d *decoder) service(n *yaml.Node, path string) *located {
 		case "scheduler":
 			if s, ok := d.str(v, f); ok {
 				svc.Scheduler = lb.Scheduler(strings.ToLower(s))
-				if !slices.Contains(lb.Schedulers, svc.Scheduler) {
+				if !slices.Contains(lb.Schedulers(), svc.Scheduler) {
 					d.errorf(v, f, "unknown scheduler %q (want %s)", s, orList(schedulerNames()))
 				}
 			}
@@ -303,8 +303,8 @@ func (d *decoder) ip(n *yaml.Node, path string) (netip.Addr, bool) {
 }
 
 func schedulerNames() []string {
-	names := make([]string, len(lb.Schedulers))
-	for i, s := range lb.Schedulers {
+	names := make([]string, len(lb.Schedulers()))
+	for i, s := range lb.Schedulers() {
 		names[i] = string(s)
 	}
 	return names

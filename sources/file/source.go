@@ -79,9 +79,9 @@ func New(path string, sink Sink, opts Options) *Source {
 }
 
 // Load reads, parses and applies the file once, even if its content did not
-// change since the last load (so it also retries services the Sink
-// rejected). It returns the read or parse error, if any, in which case
-// nothing was applied; services the Sink rejects are reported through
+// change since the last load (so it also reports again the services the
+// Sink still refuses). It returns the read or parse error, if any, in which
+// case nothing was applied; services the Sink refuses are reported through
 // OnError and the log, not returned.
 func (s *Source) Load() error { return s.reload(true) }
 
@@ -111,7 +111,7 @@ func (s *Source) reload(force bool) error {
 	}
 	changed, errs := s.app.apply(s.path, ls)
 	for _, err := range errs {
-		s.logProblems("service rejected; it will be retried on the next edit", err)
+		s.logProblems("service not programmed as written; proxyd keeps it and programs it when it can", err)
 		s.reject(err)
 	}
 	s.log.Info("services file applied", zap.Int("services", len(ls)), zap.Int("changed", changed), zap.Int("rejected", len(errs)))

@@ -54,6 +54,7 @@ func (d *decoder) validate(l *located) {
 func (l *located) locate(err error) (line int, field, msg string) {
 	var verr *lb.ValidationError
 	var uerr *lb.UnsupportedError
+	var cerr *lb.ConflictError
 	switch {
 	case errors.As(err, &verr):
 		f := l.fileField(verr.Field)
@@ -61,6 +62,9 @@ func (l *located) locate(err error) (line int, field, msg string) {
 	case errors.As(err, &uerr):
 		f := l.fileField(uerr.Field)
 		return l.lineOf(f), join(l.path, f), fmt.Sprintf("%s is not supported by the %s datapath", uerr.Value, uerr.Datapath)
+	case errors.As(err, &cerr):
+		return l.lineOf(cerr.Field), join(l.path, cerr.Field),
+			fmt.Sprintf("%s is already used by service %q; this service gets it when %q releases it", cerr.Frontend, cerr.Owner, cerr.Owner)
 	}
 	return l.line, l.path, err.Error()
 }

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestFailingDatapathIsQuietAndUnhealthy runs the real proxyd in nftables
+// mode as an unprivileged user, so that every sync fails with "operation
+// not permitted" (the first one included): the loop must back off instead
+// of retrying at once, log the repeated error once, answer /healthz with
+// 503 because nothing is programmed, and stop at once on SIGTERM.
+func TestFailingDatapathIsQuietAndUnhealthy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the proxyd binary")
+	}
+	dir := t.TempDir()
+	// nobody must be able to reach the binary and the services file.
+	for d := dir; d != os.TempDir() && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	bin := filepath.Join(dir, "proxyd")
+	if err := os.Rename(buildProxyd(t), bin); err != nil {
+		t.Fatal(err)
+	}
+	services := filepath.Join(dir, "services.yaml")
+	body := "services:\n  - name: web\n    frontends:\n      - {ip: 198.18.100.10, port: 80}\n    endpoints:\n      - {ip: 198.18.2.10, port: 8080}\n"
+	if err := os.WriteFile(services, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr, healthzAddr := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	var logs safeBuffer
+	cmd := exec.Command(bin, "--mode=nftables", "--services", services,
+		"--metrics-bind-address", metricsAddr, "--healthz-bind-address", healthzAddr,
+		"--hostname-override", "node-a", "--log-format=console")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if os.Geteuid() == 0 {
+		// Drop every privilege: the datapath can then program nothing,
+		// anywhere (and this test never touches the root namespace).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("proxyd output:\n%s", logs.String())
+		}
+	})
+
+	// Three failed syncs take three seconds with a 1 s, 2 s backoff; the
+	// old loop ran hundreds a second.
+	waitFor(t, "three failed syncs", func() bool {
+		return metricValue(t, metricsAddr, `lbkit_sync_errors_total{datapath="nftables",kind="datapath"}`) >= 3
+	})
+	if n := strings.Count(logs.String(), "sync failed"); n != 1 {
+		t.Errorf("%d failures of the same error logged %d times, want once", 3, n)
+	}
+	if n := strings.Count(logs.String(), "\n"); n > 30 {
+		t.Errorf("proxyd wrote %d log lines in three failed syncs", n)
+	}
+
+	resp, err := http.Get("http://" + healthzAddr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var report struct {
+		Status, Reason, LastError string
+	}
+	if err := json.Unmarshal(raw, &report); err != nil {
+		t.Fatalf("healthz body %q: %v", raw, err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(report.Reason, "nothing programmed yet") || report.LastError == "" {
+		t.Errorf("healthz with nothing programmed: %d %s", resp.StatusCode, raw)
+	}
+
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("proxyd exited with %v after SIGTERM", err)
+		}
+	case <-time.After(e2eWait):
+		t.Fatal("proxyd did not stop after SIGTERM")
+	}
+	if n := strings.Count(logs.String(), "context canceled"); n > 1 {
+		t.Errorf("shutdown logged %d context-canceled errors", n)
+	}
+}
