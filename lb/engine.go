@@ -247,7 +247,7 @@ func (e *Engine) ServiceStatuses() []ServiceStatus {
 	out := make([]ServiceStatus, 0, e.tracker.services)
 	for _, r := range e.tracker.records {
 		if r.svc != nil {
-			out = append(out, r.status)
+			out = append(out, r.statusNow())
 		}
 	}
 	slices.SortFunc(out, func(a, b ServiceStatus) int {

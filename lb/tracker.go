@@ -79,6 +79,7 @@ type record struct {
 	acc    *Service
 	accEps []Endpoint
 
+	invalid    error        // Validate's verdict on svc, computed once per input
 	svcErr     error        // why the latest service input was refused
 	epsErr     error        // why the latest endpoints were refused
 	conflict   error        // the first frontend conflict
@@ -120,6 +121,7 @@ func (t *tracker) upsert(svc *Service, now time.Time) error {
 		t.services++
 	}
 	r.svc = svc.Clone()
+	r.invalid = r.svc.Validate()
 	t.evaluate(r, now)
 	return r.serviceError()
 }
@@ -203,23 +205,19 @@ func (t *tracker) evaluateOne(r *record, now time.Time) []FrontendID {
 	var waiting []FrontendID
 	r.conflict = nil
 	if r.good != nil {
-		kept := make([]Frontend, 0, len(r.good.Frontends))
+		acc = r.good
 		for i, fe := range r.good.Frontends {
-			if owner, ok := t.owners[fe.ID()]; ok && owner != r.key {
-				waiting = append(waiting, fe.ID())
-				if r.conflict == nil {
-					r.conflict = &ConflictError{Service: r.key, Field: fmt.Sprintf("frontends[%d]", i), Frontend: fe.ID(), Owner: owner}
-				}
+			owner, ok := t.owners[fe.ID()]
+			if !ok || owner == r.key {
 				continue
 			}
-			kept = append(kept, fe)
+			waiting = append(waiting, fe.ID())
+			if r.conflict == nil {
+				r.conflict = &ConflictError{Service: r.key, Field: fmt.Sprintf("frontends[%d]", i), Frontend: fe.ID(), Owner: owner}
+			}
 		}
-		switch {
-		case len(kept) == len(r.good.Frontends):
-			acc = r.good
-		case len(kept) > 0:
-			acc = r.good.Clone()
-			acc.Frontends = kept
+		if len(waiting) > 0 {
+			acc = t.withoutWaiting(r.good, waiting)
 		}
 	}
 	t.setWaiting(r, waiting)
@@ -267,7 +265,7 @@ func (t *tracker) refreshGood(r *record) {
 	if r.svc == nil {
 		r.good = nil
 	} else {
-		err := r.svc.Validate()
+		err := r.invalid
 		if err == nil {
 			err = checkServiceCaps(t.caps, t.datapath, r.svc)
 		}
@@ -298,6 +296,23 @@ func (t *tracker) refreshGood(r *record) {
 	if ValidateEndpoints(r.key, r.good, r.goodEps) != nil || checkEndpointCaps(t.caps, t.datapath, r.key, r.goodEps) != nil {
 		r.goodEps = nil
 	}
+}
+
+// withoutWaiting returns a copy of svc without the frontends in waiting,
+// or nil when none is left.
+func (t *tracker) withoutWaiting(svc *Service, waiting []FrontendID) *Service {
+	kept := make([]Frontend, 0, len(svc.Frontends))
+	for _, fe := range svc.Frontends {
+		if !slices.Contains(waiting, fe.ID()) {
+			kept = append(kept, fe)
+		}
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	c := svc.Clone()
+	c.Frontends = kept
+	return c
 }
 
 // setWaiting records the frontends r waits for.

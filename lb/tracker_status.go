@@ -27,12 +27,6 @@ func (t *tracker) refreshStatus(r *record, now time.Time) {
 			st.Phase = PhasePending
 		}
 		st.Previous = (r.svcErr != nil && r.acc != nil) || (r.epsErr != nil && r.accEps != nil)
-		if r.acc != nil {
-			st.Frontends = make([]FrontendID, len(r.acc.Frontends))
-			for i, fe := range r.acc.Frontends {
-				st.Frontends[i] = fe.ID()
-			}
-		}
 		st.Since = old.Since
 		if st.Phase != old.Phase {
 			st.Since = now
@@ -87,7 +81,20 @@ func (t *tracker) statusOf(key ServiceKey) (ServiceStatus, bool) {
 	if r == nil || r.svc == nil {
 		return ServiceStatus{}, false
 	}
-	return r.status, true
+	return r.statusNow(), true
+}
+
+// statusNow is r's status with the frontends it holds filled in (kept out
+// of the stored status, so that a change costs no allocation for it).
+func (r *record) statusNow() ServiceStatus {
+	st := r.status
+	if r.acc != nil {
+		st.Frontends = make([]FrontendID, len(r.acc.Frontends))
+		for i, fe := range r.acc.Frontends {
+			st.Frontends[i] = fe.ID()
+		}
+	}
+	return st
 }
 
 // owner returns the service that holds id in the desired state, and the
