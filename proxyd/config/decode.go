@@ -1,11 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lbkit/lbkit/internal/yamlline"
 )
 
 // decoder walks a YAML tree over a Config, field by field, so that every
@@ -16,7 +19,7 @@ type decoder struct {
 	origin   *origin
 	ignored  map[string]string // field path -> hint
 	warnings []string
-	errs     []error
+	errs     []*ParseError
 }
 
 // fail records a problem with the value at path.
@@ -28,13 +31,12 @@ func (d *decoder) fail(n *yaml.Node, path, format string, args ...any) {
 // value decodes n into v, the field at path. Null keeps v as it is (the
 // default).
 func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
-	n = resolve(n)
-	if isNull(n) {
+	if yamlline.IsNull(n) {
 		return
 	}
 	if v.Type() == reflect.TypeFor[Duration]() {
 		if n.Kind != yaml.ScalarNode {
-			d.fail(n, path, "expected a duration such as \"30s\", got %s", describe(n))
+			d.fail(n, path, "expected a duration such as \"30s\", got %s", yamlline.Describe(n))
 			return
 		}
 		dur, err := parseDuration(n.Value)
@@ -49,25 +51,26 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 	case reflect.Struct:
 		d.mapping(n, path, v)
 	case reflect.String:
-		if !isScalar(n, "!!str") {
-			d.fail(n, path, "expected a string, got %s", describe(n))
+		s, ok := yamlline.String(n)
+		if !ok {
+			d.fail(n, path, "expected a string, got %s", yamlline.Describe(n))
 			return
 		}
-		v.SetString(n.Value)
+		v.SetString(s)
 	case reflect.Bool:
-		var b bool
-		if !isScalar(n, "!!bool") || n.Decode(&b) != nil {
-			d.fail(n, path, "expected true or false, got %s", describe(n))
+		b, ok := yamlline.Bool(n)
+		if !ok {
+			d.fail(n, path, "expected true or false, got %s", yamlline.Describe(n))
 			return
 		}
 		v.SetBool(b)
 	case reflect.Int, reflect.Int32:
-		var i int64
-		if !isScalar(n, "!!int") || n.Decode(&i) != nil {
-			d.fail(n, path, "expected an integer, got %s", describe(n))
+		i, err := yamlline.Int(n)
+		switch {
+		case errors.Is(err, yamlline.ErrNotInteger):
+			d.fail(n, path, "expected an integer, got %s", yamlline.Describe(n))
 			return
-		}
-		if v.OverflowInt(i) {
+		case err != nil || v.OverflowInt(i):
 			d.fail(n, path, "%s is out of range for a %d-bit integer", n.Value, v.Type().Bits())
 			return
 		}
@@ -82,21 +85,22 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 // strings decodes a list of strings.
 func (d *decoder) strings(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.SequenceNode {
-		d.fail(n, path, "expected a list of strings, got %s", describe(n))
+		d.fail(n, path, "expected a list of strings, got %s", yamlline.Describe(n))
 		return
 	}
 	list := make([]string, 0, len(n.Content))
 	ok := true
 	for i, e := range n.Content {
-		e = resolve(e)
-		elem := fmt.Sprintf("%s[%d]", path, i)
-		if !isScalar(e, "!!str") {
-			d.fail(e, elem, "expected a string, got %s", describe(e))
+		e = yamlline.Resolve(e)
+		elem := yamlline.Index(path, i)
+		s, isStr := yamlline.String(e)
+		if !isStr {
+			d.fail(e, elem, "expected a string, got %s", yamlline.Describe(e))
 			ok = false
 			continue
 		}
 		d.origin.setLine(elem, e.Line)
-		list = append(list, e.Value)
+		list = append(list, s)
 	}
 	if ok {
 		v.Set(reflect.ValueOf(list))
@@ -106,59 +110,45 @@ func (d *decoder) strings(n *yaml.Node, path string, v reflect.Value) {
 // mapping decodes a YAML mapping into the struct v at path ("" for the top).
 func (d *decoder) mapping(n *yaml.Node, path string, v reflect.Value) {
 	if n.Kind != yaml.MappingNode {
-		d.fail(n, path, "expected a mapping, got %s", describe(n))
+		d.fail(n, path, "expected a mapping, got %s", yamlline.Describe(n))
 		return
 	}
-	seen := map[string]int{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k := resolve(n.Content[i])
-		if k.Kind != yaml.ScalarNode {
-			d.errs = append(d.errs, &ParseError{File: d.file, Line: k.Line, Field: path,
-				Msg: fmt.Sprintf("field names must be strings, got %s", describe(k))})
-			continue
-		}
-		name, full := k.Value, join(path, k.Value)
-		if first, dup := seen[name]; dup {
-			d.errs = append(d.errs, &ParseError{File: d.file, Line: k.Line, Field: full,
-				Msg: fmt.Sprintf("duplicate field %q (first at line %d)", full, first)})
-			continue
-		}
-		seen[name] = k.Line
-		f, ok := fieldByName(v, name, false)
+	fields, bad := yamlline.Fields(n, path)
+	for _, e := range bad {
+		d.errs = append(d.errs, &ParseError{File: d.file, Line: e.Key.Line, Field: e.Field(), Msg: e.Error()})
+	}
+	for _, f := range fields {
+		fv, ok := fieldByName(v, f.Name)
 		if !ok {
-			d.unknown(k, path, name, v)
+			d.unknown(f, v)
 			continue
 		}
-		d.origin.setLine(full, k.Line)
-		d.value(n.Content[i+1], full, f)
+		d.origin.setLine(f.Path, f.Key.Line)
+		d.value(f.Value, f.Path, fv)
 	}
 }
 
-// unknown handles a field the struct v at path does not have: a warning for a
+// unknown handles a field the struct v does not have: a warning for a
 // kube-proxy field lbkit ignores, an error otherwise.
-func (d *decoder) unknown(k *yaml.Node, path, name string, v reflect.Value) {
-	full := join(path, name)
-	if hint, ok := d.ignored[full]; ok {
-		w := fmt.Sprintf("%s:%d: field %q accepted but ignored by lbkit", d.file, k.Line, full)
+func (d *decoder) unknown(f yamlline.Field, v reflect.Value) {
+	if hint, ok := d.ignored[f.Path]; ok {
+		w := fmt.Sprintf("%s:%d: field %q accepted but ignored by lbkit", d.file, f.Key.Line, f.Path)
 		if hint != "" {
 			w += " (" + hint + ")"
 		}
 		d.warnings = append(d.warnings, w)
 		return
 	}
-	msg := fmt.Sprintf("unknown field %q", full)
-	if _, ok := fieldByName(v, name, true); ok {
+	msg := fmt.Sprintf("unknown field %q", f.Path)
+	if _, ok := yamlline.Suggest(fieldNames(v.Type()), f.Name); ok {
 		msg += " (field names are case-sensitive)"
 	}
-	if name == "<<" {
-		msg = "YAML merge keys (<<) are not supported"
-	}
-	d.errs = append(d.errs, &ParseError{File: d.file, Line: k.Line, Field: full, Msg: msg})
+	d.errs = append(d.errs, &ParseError{File: d.file, Line: f.Key.Line, Field: f.Path, Msg: msg})
 }
 
 // fieldByName returns the field of struct v whose yaml name is name,
-// looking into inline structs; foldCase ignores case.
-func fieldByName(v reflect.Value, name string, foldCase bool) (reflect.Value, bool) {
+// looking into inline structs.
+func fieldByName(v reflect.Value, name string) (reflect.Value, bool) {
 	t := v.Type()
 	for i := range t.NumField() {
 		sf := t.Field(i)
@@ -167,66 +157,33 @@ func fieldByName(v reflect.Value, name string, foldCase bool) (reflect.Value, bo
 		}
 		tag, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
 		if opts == "inline" {
-			if f, ok := fieldByName(v.Field(i), name, foldCase); ok {
+			if f, ok := fieldByName(v.Field(i), name); ok {
 				return f, true
 			}
 			continue
 		}
-		if tag == name || foldCase && strings.EqualFold(tag, name) {
+		if tag == name {
 			return v.Field(i), true
 		}
 	}
 	return reflect.Value{}, false
 }
 
-// join appends name to a field path.
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
-}
-
-// resolve follows an alias to the node it names.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n.Kind == yaml.AliasNode && n.Alias != nil {
-		n = n.Alias
-	}
-	return n
-}
-
-// isNull reports whether n is a YAML null ("null", "~" or nothing).
-func isNull(n *yaml.Node) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
-}
-
-// isScalar reports whether n is a scalar with the given tag.
-func isScalar(n *yaml.Node, tag string) bool {
-	return n.Kind == yaml.ScalarNode && n.ShortTag() == tag
-}
-
-// describe says what a node is, for messages: `string "abc"`, `integer 7`,
-// `a list`.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.ShortTag() {
-		case "!!str":
-			return fmt.Sprintf("string %q", n.Value)
-		case "!!int":
-			return "integer " + n.Value
-		case "!!float":
-			return "number " + n.Value
-		case "!!bool":
-			return "boolean " + n.Value
-		case "!!null":
-			return "null"
+// fieldNames returns the yaml names of the fields of struct type t,
+// inline structs' included.
+func fieldNames(t reflect.Type) []string {
+	var names []string
+	for i := range t.NumField() {
+		sf := t.Field(i)
+		if !sf.IsExported() {
+			continue
 		}
-		return fmt.Sprintf("%s %q", n.ShortTag(), n.Value)
+		tag, opts, _ := strings.Cut(sf.Tag.Get("yaml"), ",")
+		if opts == "inline" {
+			names = append(names, fieldNames(sf.Type)...)
+			continue
+		}
+		names = append(names, tag)
 	}
-	return "an unexpected YAML node"
+	return names
 }

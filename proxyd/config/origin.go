@@ -3,22 +3,24 @@ package config
 import (
 	"strconv"
 	"strings"
+
+	"github.com/lbkit/lbkit/internal/yamlline"
 )
 
 // origin records where the values of a Config came from, so that a rejected
 // value can be traced to a file line or a flag.
 type origin struct {
 	file  string
-	lines map[string]int    // field path -> line in file
+	lines yamlline.Lines    // field path -> line in file
 	flags map[string]string // field path -> flag, "--name"
 }
 
 // setLine records that path was read from line.
 func (o *origin) setLine(path string, line int) {
 	if o.lines == nil {
-		o.lines = map[string]int{}
+		o.lines = yamlline.Lines{}
 	}
-	o.lines[path] = line
+	o.lines.Set(path, line)
 }
 
 // setFlag records that path was set by flag.

@@ -1,15 +1,15 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"reflect"
+	"slices"
 	"strconv"
-	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/lbkit/lbkit/internal/yamlline"
 )
 
 // ParseError is a problem in a config file that keeps it from loading.
@@ -61,7 +61,13 @@ func Parse(data []byte, filename string) (*Config, []string, error) {
 	d := &decoder{file: filename, origin: c.origin, ignored: ignoredFields()}
 	d.mapping(root, "", reflect.ValueOf(c).Elem())
 	if len(d.errs) > 0 {
-		return nil, d.warnings, errors.Join(d.errs...)
+		// Problems in line order, as sources/file reports them.
+		slices.SortStableFunc(d.errs, func(a, b *ParseError) int { return a.Line - b.Line })
+		errs := make([]error, len(d.errs))
+		for i, e := range d.errs {
+			errs[i] = e
+		}
+		return nil, d.warnings, errors.Join(errs...)
 	}
 	c.applyKubeProxyDefaults()
 	return c, d.warnings, nil
@@ -70,62 +76,23 @@ func Parse(data []byte, filename string) (*Config, []string, error) {
 // readDocument returns the top-level node of the one document in data, nil
 // for an empty or null document.
 func readDocument(data []byte, file string) (*yaml.Node, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, nil
+	root, err := yamlline.Read(data, file)
+	if err != nil {
+		pe := &ParseError{File: file, Msg: err.Error()}
+		var e *yamlline.Error
+		if errors.As(err, &e) {
+			pe.Line, pe.Msg = e.Line, e.Msg
 		}
-		return nil, syntaxError(file, err)
+		if errors.Is(err, yamlline.ErrExtraDocument) {
+			pe.Msg = "a second YAML document starts here; the file must hold one KubeProxyConfiguration"
+		}
+		return nil, pe
 	}
-	for {
-		var extra yaml.Node
-		err := dec.Decode(&extra)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, syntaxError(file, err)
-		}
-		if n := docContent(&extra); n != nil {
-			return nil, &ParseError{File: file, Line: n.Line,
-				Msg: "a second YAML document; the file must hold one KubeProxyConfiguration"}
-		}
-	}
-	root := docContent(&doc)
-	if root == nil {
-		return nil, nil
-	}
-	if root.Kind != yaml.MappingNode {
+	if root != nil && root.Kind != yaml.MappingNode {
 		return nil, &ParseError{File: file, Line: root.Line,
-			Msg: "expected a KubeProxyConfiguration mapping, got " + describe(root)}
+			Msg: "expected a KubeProxyConfiguration mapping, got " + yamlline.Describe(root)}
 	}
 	return root, nil
-}
-
-// docContent returns a document's content, nil when there is none or it is
-// null.
-func docContent(doc *yaml.Node) *yaml.Node {
-	if len(doc.Content) == 0 {
-		return nil
-	}
-	n := resolve(doc.Content[0])
-	if isNull(n) {
-		return nil
-	}
-	return n
-}
-
-// syntaxError turns a yaml package error into a ParseError with its line.
-func syntaxError(file string, err error) error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	if rest, ok := strings.CutPrefix(msg, "line "); ok {
-		num, text, found := strings.Cut(rest, ": ")
-		if line, convErr := strconv.Atoi(num); found && convErr == nil {
-			return &ParseError{File: file, Line: line, Msg: "invalid YAML: " + text}
-		}
-	}
-	return &ParseError{File: file, Msg: "invalid YAML: " + msg}
 }
 
 // checkTypeMeta rejects a document that is not a KubeProxyConfiguration
@@ -134,16 +101,16 @@ func syntaxError(file string, err error) error {
 func checkTypeMeta(root *yaml.Node, file string) error {
 	var errs []error
 	for _, want := range []struct{ key, value string }{{"apiVersion", APIVersion}, {"kind", Kind}} {
-		n := lookup(root, want.key)
+		n := yamlline.Lookup(root, want.key)
 		got := ""
 		if n != nil {
-			got = describe(n)
+			got = yamlline.Describe(n)
 			if n.Kind == yaml.ScalarNode {
 				got = strconv.Quote(n.Value)
 			}
 		}
 		switch {
-		case n == nil || isNull(n):
+		case n == nil || yamlline.IsNull(n):
 			errs = append(errs, &ParseError{File: file, Line: root.Line, Field: want.key,
 				Msg: fmt.Sprintf("missing %s: want %q", want.key, want.value)})
 		case n.Kind != yaml.ScalarNode || n.Value != want.value:
@@ -152,14 +119,4 @@ func checkTypeMeta(root *yaml.Node, file string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// lookup returns the value of key in mapping m, or nil.
-func lookup(m *yaml.Node, key string) *yaml.Node {
-	for i := 0; i+1 < len(m.Content); i += 2 {
-		if k := resolve(m.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
-			return resolve(m.Content[i+1])
-		}
-	}
-	return nil
 }

@@ -1,15 +1,13 @@
 package file
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"net/netip"
 	"slices"
 	"strings"
 
 	yaml "go.yaml.in/yaml/v3"
 
+	"github.com/lbkit/lbkit/internal/yamlline"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -25,16 +23,14 @@ type located struct {
 	Entry
 	path  string         // "services[i]"
 	line  int            // line of the service
-	lines map[string]int // field path relative to the service -> line
+	lines yamlline.Lines // field path relative to the service -> line
 }
 
 // lineOf returns the line of a field path relative to the service, or of
 // its nearest enclosing field, or of the service.
 func (l *located) lineOf(field string) int {
-	for f := field; f != ""; f = parent(f) {
-		if line, ok := l.lines[f]; ok {
-			return line
-		}
+	if line, ok := l.lines.Find(field); ok {
+		return line
 	}
 	return l.line
 }
@@ -69,22 +65,22 @@ func Parse(data []byte, filename string) ([]Entry, error) {
 }
 
 func parse(data []byte, filename string) ([]*located, error) {
-	d := &decoder{file: filename}
+	d := newDecoder(filename)
 	root, ok := d.document(data)
 	if !ok {
 		return nil, d.result()
 	}
 	var items []*yaml.Node
 	found := false
-	if d.mapping(root, "", topFields(), func(_ string, _, v *yaml.Node) {
+	if d.mapping(root, "", topFields(), func(f yamlline.Field) {
 		found = true
-		items, _ = d.sequence(v, "services")
+		items, _ = d.sequence(f.Value, f.Path)
 	}) && !found {
 		d.errorf(root, "services", "missing (write \"services: []\" for a file without services)")
 	}
 	var out []*located
 	for i, item := range items {
-		if l := d.service(item, index("services", i)); l != nil {
+		if l := d.service(item, yamlline.Index("services", i)); l != nil {
 			out = append(out, l)
 		}
 	}
@@ -98,46 +94,17 @@ func parse(data []byte, filename string) ([]*located, error) {
 	return out, nil
 }
 
-// document returns the root node of the file's single YAML document.
-func (d *decoder) document(data []byte) (*yaml.Node, bool) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			d.add(0, "", nil, "the file is empty (write \"services: []\" to remove every service)")
-		} else {
-			d.syntaxError(err)
-		}
-		return nil, false
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		d.syntaxError(err)
-		return nil, false
-	default:
-		d.add(extra.Line, "", nil, "a second YAML document starts here; a services file holds one")
-		return nil, false
-	}
-	if doc.Kind != yaml.DocumentNode || len(doc.Content) == 0 {
-		d.add(doc.Line, "", nil, "no YAML document")
-		return nil, false
-	}
-	return resolve(doc.Content[0]), true
-}
-
 // service decodes one item of the services list; nil when it has errors.
 func (d *decoder) service(n *yaml.Node, path string) *located {
-	before := len(d.errs) + d.dropped
-	l := &located{path: path, line: n.Line, lines: make(map[string]int)}
+	before := d.errs.Count()
+	l := &located{path: path, line: n.Line, lines: make(yamlline.Lines)}
 	svc := &lb.Service{Scheduler: lb.Random}
 	var eps []lb.Endpoint
 	var named bool
 	var timeoutKey *yaml.Node
-	d.mapping(n, path, serviceFields(), func(key string, k, v *yaml.Node) {
-		l.lines[key] = k.Line
-		f := join(path, key)
+	d.mapping(n, path, serviceFields(), func(fd yamlline.Field) {
+		key, k, v, f := fd.Name, fd.Key, fd.Value, fd.Path
+		l.lines.Set(key, k.Line)
 		switch key {
 		case "name":
 			named = true
@@ -169,25 +136,25 @@ func (d *decoder) service(n *yaml.Node, path string) *located {
 		case "frontends":
 			items, _ := d.sequence(v, f)
 			for i, item := range items {
-				svc.Frontends = append(svc.Frontends, d.frontend(item, index(f, i), index(key, i), l.lines))
+				svc.Frontends = append(svc.Frontends, d.frontend(item, yamlline.Index(f, i), yamlline.Index(key, i), l.lines))
 			}
 		case "endpoints":
 			items, _ := d.sequence(v, f)
 			for i, item := range items {
-				eps = append(eps, d.endpoint(item, index(f, i), index(key, i), l.lines))
+				eps = append(eps, d.endpoint(item, yamlline.Index(f, i), yamlline.Index(key, i), l.lines))
 			}
 		}
 	})
 	if n.Kind == yaml.MappingNode && !named {
-		d.errorf(n, join(path, "name"), "missing (every service needs a name, its key)")
+		d.errorf(n, yamlline.Join(path, "name"), "missing (every service needs a name, its key)")
 	}
 	if svc.Affinity.Type == lb.AffinityClientIP && svc.Affinity.Timeout == 0 {
 		svc.Affinity.Timeout = lb.DefaultAffinityTimeout
 	}
 	if timeoutKey != nil && svc.Affinity.Type != lb.AffinityClientIP {
-		d.errorf(timeoutKey, join(path, "sessionAffinityTimeout"), "set, but sessionAffinity is not ClientIP")
+		d.errorf(timeoutKey, yamlline.Join(path, "sessionAffinityTimeout"), "set, but sessionAffinity is not ClientIP")
 	}
-	if len(d.errs)+d.dropped > before {
+	if d.errs.Count() > before {
 		return nil
 	}
 	l.Entry = Entry{Service: svc, Endpoints: eps}
@@ -196,13 +163,13 @@ func (d *decoder) service(n *yaml.Node, path string) *located {
 
 // frontend decodes one item of a frontends list. path is its absolute
 // field path, rel its path relative to the service (a key of lines).
-func (d *decoder) frontend(n *yaml.Node, path, rel string, lines map[string]int) lb.Frontend {
-	lines[rel] = n.Line
+func (d *decoder) frontend(n *yaml.Node, path, rel string, lines yamlline.Lines) lb.Frontend {
+	lines.Set(rel, n.Line)
 	fe := lb.Frontend{Protocol: lb.TCP, Kind: lb.ClusterIP}
 	var hasIP, hasPort bool
-	d.mapping(n, path, frontendFields(), func(key string, k, v *yaml.Node) {
-		lines[join(rel, key)] = k.Line
-		f := join(path, key)
+	d.mapping(n, path, frontendFields(), func(fd yamlline.Field) {
+		key, v, f := fd.Name, fd.Value, fd.Path
+		lines.Set(yamlline.Join(rel, key), fd.Key.Line)
 		switch key {
 		case "ip":
 			hasIP = true
@@ -236,15 +203,15 @@ func (d *decoder) frontend(n *yaml.Node, path, rel string, lines map[string]int)
 }
 
 // endpoint decodes one item of an endpoints list, like frontend.
-func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines map[string]int) lb.Endpoint {
-	lines[rel] = n.Line
+func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines yamlline.Lines) lb.Endpoint {
+	lines.Set(rel, n.Line)
 	ep := lb.Endpoint{Weight: lb.DefaultWeight, Ready: true}
 	var ip netip.Addr
 	var port int64
 	var hasIP, hasPort, hasServing bool
-	d.mapping(n, path, endpointFields(), func(key string, k, v *yaml.Node) {
-		lines[join(rel, key)] = k.Line
-		f := join(path, key)
+	d.mapping(n, path, endpointFields(), func(fd yamlline.Field) {
+		key, v, f := fd.Name, fd.Value, fd.Path
+		lines.Set(yamlline.Join(rel, key), fd.Key.Line)
 		switch key {
 		case "ip":
 			hasIP = true
@@ -281,10 +248,10 @@ func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines map[string]int)
 // required reports a missing ip or port of a frontend or endpoint.
 func (d *decoder) required(n *yaml.Node, path string, hasIP, hasPort bool) {
 	if !hasIP {
-		d.errorf(n, join(path, "ip"), "missing")
+		d.errorf(n, yamlline.Join(path, "ip"), "missing")
 	}
 	if !hasPort {
-		d.errorf(n, join(path, "port"), "missing")
+		d.errorf(n, yamlline.Join(path, "port"), "missing")
 	}
 }
 

@@ -33,6 +33,7 @@ func TestParseErrors(t *testing.T) {
 		{"empty", "", []string{"t.yaml: the file is empty"}},
 		{"only comments", "# nothing\n", []string{"the file is empty"}},
 		{"two documents", "services: []\n---\nservices: []\n", []string{"t.yaml:2: a second YAML document"}},
+		{"only null", "---\n~\n", []string{"t.yaml: the file is empty"}},
 		{"root list", "- name: a\n", []string{"t.yaml:1: want a mapping (fields: services), got a list"}},
 		{"root scalar", "hello\n", []string{`t.yaml:1: want a mapping (fields: services), got the string "hello"`}},
 		{"no services", "{}\n", []string{"t.yaml:1: services: missing"}},
@@ -49,7 +50,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown field hint", strings.Replace(svcYAML, "    frontends:", "    Scheduler: rr\n    frontends:", 1),
 			[]string{"t.yaml:3: services[0].Scheduler: unknown field (did you mean scheduler?)"}},
 		{"extra top field", "base: &b {port: 80}\nservices: []\n", []string{"t.yaml:1: base: unknown field"}},
-		{"merge key", "services:\n  - <<: {name: a}\n    frontends: [{ip: 198.18.0.1, port: 80}]\n", []string{"t.yaml:2: services[0].<<: unknown field"}},
+		{"merge key", "services:\n  - <<: {name: a}\n    frontends: [{ip: 198.18.0.1, port: 80}]\n", []string{"t.yaml:2: services[0].<<: YAML merge keys (<<) are not supported"}},
 		{"numeric key", "services:\n  - 5: a\n", []string{"t.yaml:2: services[0]: want a field name, got 5"}},
 		{"unknown scheduler", strings.Replace(svcYAML, "    frontends:", "    scheduler: fastest\n    frontends:", 1),
 			[]string{`t.yaml:3: services[0].scheduler: unknown scheduler "fastest" (want random, rr,`, "maglev)"}},
@@ -345,7 +346,8 @@ func TestParseAnchors(t *testing.T) {
 }
 
 func TestParseNoServices(t *testing.T) {
-	for _, in := range []string{"services: []\n", "services:\n", `{"services": []}`} {
+	// A final "---" (an empty trailing document) is not a second document.
+	for _, in := range []string{"services: []\n", "services:\n", `{"services": []}`, "services: []\n---\n"} {
 		got, err := Parse([]byte(in), "t.yaml")
 		if err != nil || len(got) != 0 {
 			t.Errorf("Parse(%q) = %d entries, %v; want none and no error", in, len(got), err)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/lbkit/lbkit/internal/yamlline"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -19,15 +20,15 @@ func (d *decoder) crossCheck(ls []*located) {
 	for _, l := range ls {
 		key := l.Service.Key
 		if first, dup := names[key]; dup {
-			d.add(l.lineOf("name"), join(l.path, "name"), nil, "%q is already the name of %s (line %d)", key, first.path, first.line)
+			d.add(l.lineOf("name"), yamlline.Join(l.path, "name"), nil, "%q is already the name of %s (line %d)", key, first.path, first.line)
 			continue
 		}
 		names[key] = l
 		for i, fe := range l.Service.Frontends {
-			rel := index("frontends", i)
+			rel := yamlline.Index("frontends", i)
 			if o, dup := frontends[fe.ID()]; dup && o.l != l {
-				d.add(l.lineOf(rel), join(l.path, rel), nil, "%s is already a frontend of %s, service %q (line %d)",
-					fe, o.l.path, o.l.Service.Key, o.l.lineOf(index("frontends", o.i)))
+				d.add(l.lineOf(rel), yamlline.Join(l.path, rel), nil, "%s is already a frontend of %s, service %q (line %d)",
+					fe, o.l.path, o.l.Service.Key, o.l.lineOf(yamlline.Index("frontends", o.i)))
 				continue
 			}
 			if _, dup := frontends[fe.ID()]; !dup {
@@ -58,12 +59,12 @@ func (l *located) locate(err error) (line int, field, msg string) {
 	switch {
 	case errors.As(err, &verr):
 		f := l.fileField(verr.Field)
-		return l.lineOf(f), join(l.path, f), fmt.Sprintf("%s: %s", verr.Value, verr.Reason)
+		return l.lineOf(f), yamlline.Join(l.path, f), fmt.Sprintf("%s: %s", verr.Value, verr.Reason)
 	case errors.As(err, &uerr):
 		f := l.fileField(uerr.Field)
-		return l.lineOf(f), join(l.path, f), fmt.Sprintf("%s is not supported by the %s datapath", uerr.Value, uerr.Datapath)
+		return l.lineOf(f), yamlline.Join(l.path, f), fmt.Sprintf("%s is not supported by the %s datapath", uerr.Value, uerr.Datapath)
 	case errors.As(err, &cerr):
-		return l.lineOf(cerr.Field), join(l.path, cerr.Field),
+		return l.lineOf(cerr.Field), yamlline.Join(l.path, cerr.Field),
 			fmt.Sprintf("%s is already used by service %q; this service gets it when %q releases it", cerr.Frontend, cerr.Owner, cerr.Owner)
 	}
 	return l.line, l.path, err.Error()
