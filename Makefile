@@ -3,6 +3,7 @@
 #   make test       the test suite (as root: real kernels in network namespaces;
 #                   as any other user: privileged tests skip with a message)
 #   make test-user  the suite again as an unprivileged user (nobody), run by CI
+#   make cross      build and vet the portable packages for macOS and Windows
 #   make lint       gofmt, go vet, staticcheck
 #   make bench      engine benchmarks at 1k/5k/10k services
 #   make vmtest     IPVS tests in a QEMU guest (make test runs them too when
@@ -14,12 +15,25 @@ PKGS        := ./...
 # The race detector needs cgo and a C compiler; without one, test without it.
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
+.PHONY: all build cross test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
 
 all: build
 
 build:
 	$(GO) build $(PKGS)
+
+# The packages that must work beyond Linux (the model, Maglev, the services
+# file and the userspace datapath) build and vet for macOS and Windows too;
+# Linux-only code they reach sits behind build tags (internal/nsutil).
+CROSS_PKGS    := ./lb ./lb/maglev ./sources/file ./backends/userspace
+CROSS_TARGETS := darwin/arm64 windows/amd64
+
+cross:
+	@set -e; for t in $(CROSS_TARGETS); do \
+		echo "GOOS=$${t%/*} GOARCH=$${t#*/}: go build, go vet $(CROSS_PKGS)"; \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build $(CROSS_PKGS); \
+		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet $(CROSS_PKGS); \
+	done
 
 test:
 	$(GO) vet $(PKGS)

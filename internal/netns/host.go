@@ -5,10 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
 )
@@ -162,17 +159,3 @@ func (h *Host) RequestFrom(ctx context.Context, network string, local, addr neti
 // busyRetryInterval paces RequestFrom's retries while the previous
 // connection from the same source is still being torn down.
 const busyRetryInterval = 5 * time.Millisecond
-
-// reuseAddr is a net.Dialer Control that sets SO_REUSEADDR before bind.
-func reuseAddr(_, _ string, c syscall.RawConn) error {
-	var serr error
-	if err := c.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("set SO_REUSEADDR: %w", serr)
-	}
-	return nil
-}

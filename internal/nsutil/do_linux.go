@@ -1,6 +1,3 @@
-// Package nsutil runs code inside another network namespace, so that a
-// datapath or a test can create sockets and netlink handles in a namespace the
-// process does not live in.
 package nsutil
 
 import (
