@@ -1,5 +1,6 @@
 # lbkit — build, test, lint, bench.
 #
+#   make deps       install the Debian packages the tests use (.ci/packages.txt)
 #   make test       the test suite (as root: real kernels in network namespaces;
 #                   as any other user: privileged tests skip with a message)
 #   make test-user  the suite again as an unprivileged user (nobody), run by CI
@@ -15,7 +16,7 @@ PKGS        := ./...
 # The race detector needs cgo and a C compiler; without one, test without it.
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build cross test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
+.PHONY: all build cross deps test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
 
 all: build
 
@@ -34,6 +35,12 @@ cross:
 		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) build $(CROSS_PKGS); \
 		GOOS=$${t%/*} GOARCH=$${t#*/} $(GO) vet $(CROSS_PKGS); \
 	done
+
+# The one list of Debian packages the build and tests use; CI installs the
+# same. A test whose tool is missing skips naming the package, or fails when
+# LBKIT_REQUIRE_TOOLS=1 (CI sets it for make test).
+deps:
+	bash .ci/deps
 
 test:
 	$(GO) vet $(PKGS)

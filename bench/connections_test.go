@@ -29,6 +29,7 @@ func BenchmarkConnections(b *testing.B) {
 	vip := netip.AddrPortFrom(netip.MustParseAddr("198.18.100.1"), 80)
 	for _, f := range datapaths() {
 		b.Run(f.name, func(b *testing.B) {
+			f.requireTools(b)
 			topo := netns.New(b, netns.Options{})
 			target := netip.AddrPortFrom(topo.Backends[0].IPv4, netns.DefaultPort)
 			if f.new != nil {

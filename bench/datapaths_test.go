@@ -1,9 +1,13 @@
 package bench
 
 import (
+	"strings"
+	"testing"
+
 	"github.com/lbkit/lbkit/backends/ebpf"
 	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -18,6 +22,21 @@ type datapath struct {
 
 // plain reports whether d is plain routing, the baseline without a datapath.
 func (d datapath) plain() bool { return d.new == nil }
+
+// requireTools ends tb as testenv.RequireTool does when a program d runs is
+// missing (the iptables flavours run iptables-FLAVOUR-restore and -save).
+func (d datapath) requireTools(tb testing.TB) {
+	tb.Helper()
+	flavour, ok := strings.CutPrefix(d.name, "iptables-")
+	if !ok {
+		return
+	}
+	for _, fam := range []string{"iptables", "ip6tables"} {
+		for _, suffix := range []string{"", "-restore", "-save"} {
+			testenv.RequireTool(tb, fam+"-"+flavour+suffix, "iptables")
+		}
+	}
+}
 
 // datapaths lists the baseline and every kernel datapath the connection
 // benchmarks compare, each with its default options.

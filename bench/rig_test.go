@@ -55,6 +55,8 @@ func newRig(tb testing.TB, dp datapath, services int) *rig {
 	if services < 1 || services-1 > MaxServices {
 		tb.Fatalf("rig: %d services, want 1 to %d", services, MaxServices+1)
 	}
+	netns.Require(tb) // root first: without it the tools do not matter
+	dp.requireTools(tb)
 	topo := netns.New(tb, netns.Options{TCPPorts: []uint16{}, UDPPorts: []uint16{}})
 	r := &rig{dp: dp, topo: topo}
 	for i, h := range topo.Backends {

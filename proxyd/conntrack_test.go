@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/lbkit/lbkit/proxyd/config"
 )
@@ -62,5 +64,52 @@ func TestApplySysctls(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "nf_conntrack_tcp_timeout_established")); string(b) != "86400\n" {
 		t.Fatalf("an equal value was rewritten: %q", b)
+	}
+}
+
+// TestConntrackMaxPerCoreZeroLeavesMaxAlone: --conntrack-max-per-core=0
+// leaves nf_conntrack_max as it is, whatever conntrack.min says (as in
+// kube-proxy, and as the flag's help promises).
+func TestConntrackMaxPerCoreZeroLeavesMaxAlone(t *testing.T) {
+	c := config.ConntrackConfig{MaxPerCore: 0, Min: 131072, TCPEstablishedTimeout: config.D(time.Hour)}
+	for _, s := range conntrackSysctls(c, 4) {
+		if s.key == "net/netfilter/nf_conntrack_max" {
+			t.Fatalf("maxPerCore 0 with min %d still sets nf_conntrack_max = %d", c.Min, s.value)
+		}
+	}
+	if got := conntrackSysctls(c, 4); len(got) != 1 {
+		t.Fatalf("got %v, want only the established timeout", got)
+	}
+}
+
+// TestApplySysctlsReadOnlySaidOnceAtInfo: sysctls that are read-only here
+// (nf_conntrack_max outside the initial network namespace) are left alone
+// and said once, at info level, not warned about one by one. It uses a
+// scratch directory standing in for /proc/sys, never the real one.
+func TestApplySysctlsReadOnlySaidOnceAtInfo(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "net/netfilter")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"nf_conntrack_max", "nf_conntrack_tcp_timeout_established"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("65536\n"), 0o444); err != nil {
+			t.Fatal(err)
+		}
+	}
+	core, logs := observer.New(zapcore.DebugLevel)
+	applySysctls(root, "", []sysctl{
+		{"net/netfilter/nf_conntrack_max", 131072},
+		{"net/netfilter/nf_conntrack_tcp_timeout_established", 86400},
+	}, zap.New(core))
+	if b, _ := os.ReadFile(filepath.Join(dir, "nf_conntrack_max")); string(b) != "65536\n" {
+		t.Fatalf("a read-only sysctl was written: %q", b)
+	}
+	entries := logs.All()
+	if len(entries) != 1 || entries[0].Level != zapcore.InfoLevel {
+		t.Fatalf("logged %v; want one info line for both read-only sysctls", entries)
+	}
+	if got := entries[0].ContextMap()["sysctls"]; len(got.([]any)) != 2 {
+		t.Fatalf("the info line names %v, want both sysctls", got)
 	}
 }

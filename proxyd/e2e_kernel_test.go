@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // TestEndToEndKernelModes runs the real proxyd binary in each landed kernel
@@ -32,6 +33,9 @@ func TestEndToEndKernelModes(t *testing.T) {
 }
 
 func kernelE2E(t *testing.T, bin, mode string) {
+	if mode == "iptables" {
+		testenv.RequireTool(t, "iptables", "iptables")
+	}
 	topo := netns.New(t, netns.Options{Backends: 3})
 	vip := netip.AddrPortFrom(netip.MustParseAddr("198.18.100.10"), 80)
 	dir := t.TempDir()

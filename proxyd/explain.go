@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,10 +24,48 @@ import (
 // address.
 const explainPath = "/lbkit/explain"
 
-// explainHandler answers GET /lbkit/explain?frontend=IP:PORT/PROTO by asking
-// the datapath (which reads its kernel state, or for userspace its live
-// state) how the frontend is realized.
+// explainEngine is what the explain handler reads: the datapath currently
+// in use and the desired state it was given. *lb.Engine implements it.
+type explainEngine interface {
+	Datapath() lb.Datapath
+	Snapshot() *lb.Snapshot
+}
+
+// explainResult is the daemon's answer: the datapath's inspection, plus
+// every endpoint the service has, so that endpoints the datapath does not
+// use (terminating, not ready) show up too.
+type explainResult struct {
+	lb.Inspection
+	// Endpoints are all the service's endpoints with their state; empty when
+	// the daemon's desired state is not known.
+	Endpoints []explainEndpoint `json:"endpoints,omitempty"`
+}
+
+// explainEndpoint is one endpoint of the inspected service.
+type explainEndpoint struct {
+	Addr     string `json:"addr"`
+	State    string `json:"state"` // ready, terminating (serving), terminating, not ready
+	InUse    bool   `json:"inUse"` // among the frontend's backends in the datapath
+	NodeName string `json:"nodeName,omitempty"`
+}
+
+// explainHandler answers explain requests from dp alone; it cannot show the
+// endpoints dp does not use. Prefer engineExplainHandler.
 func explainHandler(dp lb.Datapath) http.Handler {
+	return engineExplainHandler(datapathOnly{dp})
+}
+
+// datapathOnly is an explainEngine with a fixed datapath and no desired state.
+type datapathOnly struct{ dp lb.Datapath }
+
+func (d datapathOnly) Datapath() lb.Datapath  { return d.dp }
+func (d datapathOnly) Snapshot() *lb.Snapshot { return nil }
+
+// engineExplainHandler answers GET /lbkit/explain?frontend=IP:PORT/PROTO by
+// asking the engine's current datapath (which reads its kernel state, or for
+// userspace its live state) how the frontend is realized, and adds the
+// service's endpoints from the engine's desired state.
+func engineExplainHandler(eng explainEngine) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fail := func(code int, err error) {
@@ -37,18 +77,82 @@ func explainHandler(dp lb.Datapath) http.Handler {
 			fail(http.StatusBadRequest, err)
 			return
 		}
+		dp := eng.Datapath()
 		in, ok := dp.(lb.Inspector)
 		if !ok {
 			fail(http.StatusNotImplemented, fmt.Errorf("the %s datapath cannot be inspected", dp.Name()))
 			return
 		}
-		res, err := in.Inspect(r.Context(), id)
+		res, err := inspectFrontend(r.Context(), in, id)
 		if err != nil {
 			fail(http.StatusNotFound, err)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(res)
+		_ = json.NewEncoder(w).Encode(withEndpoints(res, eng.Snapshot()))
 	})
+}
+
+// inspectFrontend inspects id; when nothing is programmed at that exact
+// address, it looks for a NodePort on the unspecified address of id's family
+// (0.0.0.0 or ::), which is how a NodePort served on every node address is
+// stored, so that "explain NODEIP:NODEPORT" finds it.
+func inspectFrontend(ctx context.Context, in lb.Inspector, id lb.FrontendID) (*lb.Inspection, error) {
+	res, err := in.Inspect(ctx, id)
+	if err == nil || !id.Addr.IsValid() || id.Addr.IsUnspecified() {
+		return res, err
+	}
+	wild := lb.FrontendID{Addr: netip.IPv4Unspecified(), Port: id.Port, Protocol: id.Protocol}
+	if id.Addr.Unmap().Is6() {
+		wild.Addr = netip.IPv6Unspecified()
+	}
+	np, npErr := in.Inspect(ctx, wild)
+	if npErr != nil || np.Frontend.Kind != lb.NodePort {
+		return nil, err
+	}
+	np.Details = append([]string{fmt.Sprintf("%s is the NodePort %s, served on every node address", id, wild)}, np.Details...)
+	return np, nil
+}
+
+// withEndpoints adds the service's endpoints from the desired state to an
+// inspection, and marks the backends that are terminating endpoints.
+func withEndpoints(in *lb.Inspection, desired *lb.Snapshot) *explainResult {
+	res := &explainResult{Inspection: *in}
+	st, ok := desired.Service(in.Service)
+	if in.Service == "" || !ok {
+		return res
+	}
+	res.Backends = slices.Clone(in.Backends)
+	inUse := make(map[netip.AddrPort]bool, len(in.Backends))
+	for _, b := range in.Backends {
+		inUse[b.Addr] = true
+	}
+	for _, ep := range st.Endpoints {
+		res.Endpoints = append(res.Endpoints, explainEndpoint{
+			Addr: ep.Addr.String(), State: endpointState(ep), InUse: inUse[ep.Addr], NodeName: ep.NodeName,
+		})
+		if !ep.Terminating {
+			continue
+		}
+		for i := range res.Backends {
+			if res.Backends[i].Addr == ep.Addr {
+				res.Backends[i].Terminating = true
+			}
+		}
+	}
+	return res
+}
+
+// endpointState names an endpoint's EndpointSlice conditions.
+func endpointState(ep lb.Endpoint) string {
+	switch {
+	case ep.Terminating && ep.Serving:
+		return "terminating (serving)"
+	case ep.Terminating:
+		return "terminating"
+	case ep.Ready:
+		return "ready"
+	}
+	return "not ready"
 }
 
 // explainCommand is "proxyd explain VIP:PORT[/PROTO]": it asks the running
@@ -141,7 +245,7 @@ func explainServer(server, cfgFile string) (string, error) {
 	return net.JoinHostPort(host, port), nil
 }
 
-func fetchExplain(addr string, id lb.FrontendID) (*lb.Inspection, []byte, error) {
+func fetchExplain(addr string, id lb.FrontendID) (*explainResult, []byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	u := "http://" + addr + explainPath + "?frontend=" + url.QueryEscape(id.String())
@@ -165,15 +269,17 @@ func fetchExplain(addr string, id lb.FrontendID) (*lb.Inspection, []byte, error)
 		}
 		return nil, nil, fmt.Errorf("%s: daemon answered %s", id, resp.Status)
 	}
-	var in lb.Inspection
+	var in explainResult
 	if err := json.Unmarshal(raw, &in); err != nil {
 		return nil, nil, fmt.Errorf("decode the daemon's answer: %w", err)
 	}
 	return &in, raw, nil
 }
 
-// printInspection prints an inspection for humans.
-func printInspection(w io.Writer, in *lb.Inspection) {
+// printInspection prints an inspection for humans: the backends the
+// datapath uses, then the service's endpoints it does not use (terminating,
+// not ready), marked.
+func printInspection(w io.Writer, in *explainResult) {
 	fmt.Fprintf(w, "frontend   %s (%s)\n", in.Frontend, in.Frontend.Kind)
 	fmt.Fprintf(w, "service    %s\n", in.Service)
 	fmt.Fprintf(w, "datapath   %s\n", in.Datapath)
@@ -183,18 +289,29 @@ func printInspection(w io.Writer, in *lb.Inspection) {
 	} else {
 		fmt.Fprintf(w, "affinity   none\n")
 	}
+	var unused []explainEndpoint
+	for _, ep := range in.Endpoints {
+		if !ep.InUse {
+			unused = append(unused, ep)
+		}
+	}
 	if len(in.Backends) == 0 {
 		fmt.Fprintf(w, "backends   none: connections are rejected\n")
 	} else {
 		fmt.Fprintf(w, "backends   %d\n", len(in.Backends))
+	}
+	if len(in.Backends) > 0 || len(unused) > 0 {
 		tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "  ADDRESS\tWEIGHT\tNODE\tSTATE")
 		for _, b := range in.Backends {
 			state := "ready"
 			if b.Terminating {
-				state = "terminating"
+				state = "terminating (in use: no endpoint is ready)"
 			}
 			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\n", b.Addr, b.Weight, dash(b.NodeName), state)
+		}
+		for _, ep := range unused {
+			fmt.Fprintf(tw, "  %s\t-\t%s\t%s, not in use\n", ep.Addr, dash(ep.NodeName), ep.State)
 		}
 		_ = tw.Flush()
 	}

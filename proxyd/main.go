@@ -7,7 +7,7 @@
 //	proxyd --cleanup [--mode=MODE]           # remove everything lbkit installed
 //	proxyd --write-config-to FILE            # the effective configuration, then exit
 //	proxyd explain VIP:PORT[/PROTO] [-o json]
-//	proxyd version
+//	proxyd version                           # or --version
 package main
 
 import (
@@ -24,7 +24,7 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
 		switch args[0] {
-		case "version":
+		case "version", "--version", "-version":
 			fmt.Fprintln(stdout, versionString())
 			return 0
 		case "explain":

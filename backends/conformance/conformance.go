@@ -26,11 +26,13 @@ package conformance
 
 import (
 	"net/netip"
+	"os"
 	"testing"
 
 	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -156,6 +158,9 @@ func Run(t *testing.T, f Factory, opts Options) {
 	t.Helper()
 	if f == nil {
 		t.Fatal("conformance.Run: nil Factory")
+	}
+	if os.Geteuid() == 0 {
+		testenv.RequireTool(t, "ip", "iproute2")
 	}
 	nsOK, reason := netns.Available()
 	if !nsOK {

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lbkit/lbkit/bench"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -16,6 +17,7 @@ var benchSizes = []int{1000, 5000, 10000}
 // datapath attaches to nothing; it is removed when b ends.
 func emptyNetns(b testing.TB) string {
 	b.Helper()
+	testenv.RequireTool(b, "ip", "iproute2")
 	name := fmt.Sprintf("lbkt-ebpfbench-%d", benchNS.next())
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		b.Fatalf("ip netns add %s: %v: %s", name, err, out)

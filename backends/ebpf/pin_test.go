@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -32,9 +33,7 @@ func TestPinnedRestart(t *testing.T) {
 	requireBPF(t)
 	if os.Getenv(pinChildEnv) == "" {
 		netns.Require(t)
-		if _, err := exec.LookPath("unshare"); err != nil {
-			t.Skipf("no unshare command for a private mount namespace: %v", err)
-		}
+		testenv.RequireTool(t, "unshare", "util-linux") // a private mount namespace
 		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
 			os.Args[0], "-test.run", "^TestPinnedRestart$", "-test.v", "-test.count=1")
 		cmd.Env = append(os.Environ(), pinChildEnv+"=1")

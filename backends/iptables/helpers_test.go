@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/zap/zaptest"
 
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -25,10 +26,12 @@ func requireRoot(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Skip("iptables: programming a network namespace needs root")
 	}
+	testenv.RequireTool(t, "ip", "iproute2")
 	for _, f := range flavours {
 		for _, v6 := range []bool{false, true} {
-			if _, err := lookTools(f, v6); err != nil {
-				t.Skipf("iptables: %v", err)
+			n := toolNames(f, v6)
+			for _, name := range []string{n.iptables, n.restore, n.save} {
+				testenv.RequireTool(t, name, "iptables")
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	mobyipvs "github.com/moby/ipvs"
 
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -31,6 +32,7 @@ func testNetns(t *testing.T) string {
 		}
 		t.Skip(err)
 	}
+	testenv.RequireTool(t, "ip", "iproute2")
 	var b [4]byte
 	rand.Read(b[:])
 	name := "lbkt-" + hex.EncodeToString(b[:]) + "-batch"

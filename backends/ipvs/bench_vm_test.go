@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -22,6 +23,7 @@ import (
 // the test ends; it returns its path.
 func bareNetns(tb testing.TB) string {
 	tb.Helper()
+	testenv.RequireTool(tb, "ip", "iproute2")
 	var b [4]byte
 	rand.Read(b[:])
 	name := "lbkt-" + hex.EncodeToString(b[:]) + "-bench"

@@ -1,17 +1,23 @@
 package nftables_test
 
 import (
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/lbkit/lbkit/backends/conformance"
 	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
 // TestConformance runs the datapath conformance suite in network
-// namespaces (root only; skipped otherwise).
+// namespaces (root only; skipped otherwise). The nft command inspects and
+// disturbs the ruleset.
 func TestConformance(t *testing.T) {
+	if os.Geteuid() == 0 {
+		testenv.RequireTool(t, "nft", "nftables")
+	}
 	conformance.Run(t, func(t *testing.T, env *conformance.Env) lb.Datapath {
 		dp, err := nftables.New(nftables.Options{
 			Netns: env.Netns, Logger: env.Logger,

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -88,6 +89,7 @@ func (w *world) request(f lb.Frontend) string {
 // nft runs nft in the node namespace.
 func (w *world) nft(args ...string) string {
 	w.t.Helper()
+	testenv.RequireTool(w.t, "nft", "nftables")
 	out, err := w.topo.Node.Exec(w.t.Context(), "nft", args...)
 	if err != nil {
 		w.t.Fatalf("nft %s: %v", strings.Join(args, " "), err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -22,9 +23,7 @@ func testNetns(t *testing.T, addrs ...string) string {
 	if os.Geteuid() != 0 {
 		t.Skip("creating a network namespace needs root")
 	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skipf("no ip command: %v", err)
-	}
+	testenv.RequireTool(t, "ip", "iproute2")
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
 	name := "lbus-" + hex.EncodeToString(b)

@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"testing"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // dnatTopology builds a topology whose node DNATs UDP to vip:80 to
@@ -22,9 +22,7 @@ type dnatTopology struct {
 func newDNATTopology(t *testing.T) *dnatTopology {
 	t.Helper()
 	netns.Require(t)
-	if _, err := exec.LookPath("nft"); err != nil {
-		t.Skipf("the nft command is needed to install the test's DNAT rule: %v", err)
-	}
+	testenv.RequireTool(t, "nft", "nftables") // installs the test's DNAT rule
 	topo := netns.New(t, netns.Options{Backends: 2, IPv6: true, TCPPorts: []uint16{}})
 	d := &dnatTopology{topo: topo}
 	d.nft(t, "add table inet cttest")

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // NamePrefix starts the name of every namespace this package creates.
@@ -43,9 +45,13 @@ func Available() (ok bool, reason string) {
 }
 
 // Require skips the test, with the reason, when namespaces cannot be built
-// here (see Available).
+// here (see Available). As root, a missing ip command is a missing tool
+// (testenv.RequireTool): a failure under LBKIT_REQUIRE_TOOLS=1.
 func Require(t testing.TB) {
 	t.Helper()
+	if os.Geteuid() == 0 {
+		testenv.RequireTool(t, "ip", "iproute2")
+	}
 	if ok, reason := Available(); !ok {
 		t.Skip(reason)
 	}

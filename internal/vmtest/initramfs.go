@@ -119,14 +119,14 @@ func shellQuoteEnv(kv string) string {
 func findBusybox() (string, error) {
 	p, err := exec.LookPath("busybox")
 	if err != nil {
-		return "", unavailable("busybox is not installed (apt-get install busybox-static)")
+		return "", missingTool("busybox", "busybox-static")
 	}
 	static, err := isStatic(p)
 	if err != nil {
 		return "", fmt.Errorf("vmtest: %s: %w", p, err)
 	}
 	if !static {
-		return "", unavailable("%s is dynamically linked; the guest needs busybox-static", p)
+		return "", &UnavailableError{Reason: fmt.Sprintf("%s is dynamically linked; the guest needs busybox-static (apt-get install busybox-static, or make deps)", p), Tool: "busybox-static"}
 	}
 	return p, nil
 }
@@ -151,7 +151,7 @@ func isStatic(p string) (bool, error) {
 func addProgram(ctx context.Context, a *archive, prog string) error {
 	p, err := exec.LookPath(prog)
 	if err != nil {
-		return unavailable("program %q for the guest is not installed: %v", prog, err)
+		return &UnavailableError{Reason: fmt.Sprintf("program %q for the guest is not installed: %v", prog, err), Tool: prog}
 	}
 	a.copyFile("usr/local/bin/"+filepath.Base(p), p, 0o755)
 	static, err := isStatic(p)

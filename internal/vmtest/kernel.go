@@ -36,13 +36,25 @@ type Kernel struct {
 const readyFile = "ready"
 
 // UnavailableError says why a guest cannot be run here (no QEMU, no
-// kernel package, LBKIT_VMTEST=0). Run skips the test with it.
-type UnavailableError struct{ Reason string }
+// kernel package, LBKIT_VMTEST=0). Run skips the test with it, or, when
+// the reason is a missing program, treats it as testenv.MissingTool does
+// (a failure under LBKIT_REQUIRE_TOOLS=1).
+type UnavailableError struct {
+	Reason string
+	// Tool is the missing program when that is the reason, else "".
+	Tool string
+}
 
 func (e *UnavailableError) Error() string { return "vmtest: cannot run a guest here: " + e.Reason }
 
 func unavailable(format string, args ...any) error {
 	return &UnavailableError{Reason: fmt.Sprintf(format, args...)}
+}
+
+// missingTool is an UnavailableError for a program that is not installed;
+// pkg is the Debian package that provides it.
+func missingTool(tool, pkg string) error {
+	return &UnavailableError{Reason: fmt.Sprintf("%s is not installed (apt-get install --no-install-recommends %s, or make deps)", tool, pkg), Tool: tool}
 }
 
 // DefaultCacheDir returns os.UserCacheDir()/lbkit/vmtest.
@@ -170,11 +182,11 @@ func newestCached(cacheDir string) (*Kernel, bool) {
 func fetchKernel(ctx context.Context, cacheDir, pkg string) (*Kernel, error) {
 	depmod, err := lookTool("depmod")
 	if err != nil {
-		return nil, unavailable("depmod is not installed (apt-get install --no-install-recommends kmod)")
+		return nil, missingTool("depmod", "kmod")
 	}
 	for _, tool := range []string{"apt-get", "dpkg-deb"} {
 		if _, err := lookTool(tool); err != nil {
-			return nil, unavailable("%s is not installed (apt-get install --no-install-recommends dpkg apt)", tool)
+			return nil, missingTool(tool, "dpkg apt")
 		}
 	}
 	tmp, err := os.MkdirTemp(cacheDir, pkg+".tmp-")

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // Result is what a guest run reported.
@@ -65,7 +67,7 @@ func Check() error {
 		return unavailable("LBKIT_VMTEST=%s", v)
 	}
 	if _, err := exec.LookPath(QEMU); err != nil {
-		return unavailable("%s is not installed (apt-get install --no-install-recommends qemu-system-x86 busybox-static kmod xz-utils)", QEMU)
+		return missingTool(QEMU, "qemu-system-x86")
 	}
 	_, err := findBusybox()
 	return err
@@ -142,7 +144,7 @@ func newNonce() (string, error) {
 func Run(t testing.TB, opts Options) *Result {
 	t.Helper()
 	if err := Check(); err != nil {
-		t.Skip(err)
+		skipUnavailable(t, err)
 	}
 	if opts.Output == nil {
 		opts.Output = &logWriter{t: t}
@@ -164,11 +166,8 @@ func Run(t testing.TB, opts Options) *Result {
 		}
 	}
 	res, err := Boot(t.Context(), opts)
-	var unav *UnavailableError
-	if errors.As(err, &unav) {
-		t.Skip(err)
-	}
 	if err != nil {
+		skipUnavailable(t, err)
 		t.Fatal(err)
 	}
 	t.Logf("vmtest: guest %s ran %d test binaries in %s", res.Release, len(res.Tests), res.Duration.Round(time.Millisecond))
@@ -176,6 +175,21 @@ func Run(t testing.TB, opts Options) *Result {
 		t.Errorf("vmtest: guest run failed: %v", err)
 	}
 	return res
+}
+
+// skipUnavailable ends the test when err is an *UnavailableError: a skip,
+// or testenv.MissingTool when a program is missing. It returns for any
+// other error.
+func skipUnavailable(t testing.TB, err error) {
+	t.Helper()
+	var unav *UnavailableError
+	if !errors.As(err, &unav) {
+		return
+	}
+	if unav.Tool != "" {
+		testenv.MissingTool(t, err.Error())
+	}
+	t.Skip(err)
 }
 
 // logWriter sends each line written to it to t.Log.

@@ -3,13 +3,9 @@
 package vmtest
 
 import (
-	"errors"
 	"strings"
 	"testing"
 )
-
-// asUnavailable is errors.As for *UnavailableError.
-func asUnavailable(err error, target **UnavailableError) bool { return errors.As(err, target) }
 
 // TestBootGuest boots a real guest that runs this package's guest tests
 // (guest_test.go): the kernel has IPVS, dummy links and network namespaces.
@@ -30,7 +26,7 @@ func TestBootGuest(t *testing.T) {
 // (Result.Err names the binary) rather than pass silently.
 func TestBootGuestFailure(t *testing.T) {
 	if err := Check(); err != nil {
-		t.Skip(err)
+		skipUnavailable(t, err)
 	}
 	res, err := Boot(t.Context(), Options{
 		Packages: []string{"./internal/vmtest"},
@@ -39,10 +35,8 @@ func TestBootGuestFailure(t *testing.T) {
 		Output:   &logWriter{t: t},
 		Logf:     t.Logf,
 	})
-	if u := (*UnavailableError)(nil); asUnavailable(err, &u) {
-		t.Skip(err)
-	}
 	if err != nil {
+		skipUnavailable(t, err)
 		t.Fatal(err)
 	}
 	rerr := res.Err()

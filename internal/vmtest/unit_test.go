@@ -11,14 +11,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // TestArchiveWithCpio writes an archive and lists and unpacks it with the
 // real cpio tool.
 func TestArchiveWithCpio(t *testing.T) {
-	if _, err := exec.LookPath("cpio"); err != nil {
-		t.Skip("cpio is not installed")
-	}
+	testenv.RequireTool(t, "cpio", "cpio")
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
 	if err := os.WriteFile(src, []byte("from the host\n"), 0o600); err != nil {
@@ -113,10 +113,7 @@ func TestParseLdd(t *testing.T) {
 
 // TestShellQuote runs the quoted words through a real shell.
 func TestShellQuote(t *testing.T) {
-	sh, err := exec.LookPath("sh")
-	if err != nil {
-		t.Skip("no sh")
-	}
+	sh := testenv.RequireTool(t, "sh", "dash")
 	words := []string{"plain", "two words", "it's", `$HOME "x" \n`, ""}
 	var script strings.Builder
 	script.WriteString("for w in")

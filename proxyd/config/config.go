@@ -112,6 +112,7 @@ type NFTablesConfig struct {
 // conntrack sysctls proxyd sets at start. Zero leaves a value as it is.
 type ConntrackConfig struct {
 	// MaxPerCore times the CPU count, but at least Min, is nf_conntrack_max.
+	// Zero leaves nf_conntrack_max as it is, whatever Min says.
 	MaxPerCore int32 `yaml:"maxPerCore"`
 	Min        int32 `yaml:"min"`
 	// TCPEstablishedTimeout is nf_conntrack_tcp_timeout_established.

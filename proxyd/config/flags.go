@@ -53,7 +53,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	r.strField("services", "path of a services file (YAML or JSON) to load balance", func(c *Config) *string { return &c.Lbkit.Services }, "lbkit.services")
 	r.strField("kubeconfig", "path of a kubeconfig for the Kubernetes source", func(c *Config) *string { return &c.Lbkit.Kubeconfig }, "lbkit.kubeconfig")
 	r.strField("netns", "network namespace to program instead of proxyd's own, e.g. /var/run/netns/NAME", func(c *Config) *string { return &c.Lbkit.Netns }, "lbkit.netns")
-	r.strField("log-format", "log format: json or console (default json)", func(c *Config) *string { return &c.Lbkit.LogFormat }, "lbkit.logFormat")
+	r.strField("log-format", "log format: json or console", func(c *Config) *string { return &c.Lbkit.LogFormat }, "lbkit.logFormat")
 	verbosity := new(int)
 	fs.IntVar(verbosity, "v", d.Lbkit.Verbosity, "log verbosity: 0 is info, higher logs more")
 	f.add(false, func(c *Config) []string { c.Lbkit.Verbosity = *verbosity; return []string{"lbkit.verbosity"} }, "v")
@@ -84,7 +84,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 		func(c *Config) []*Duration { return []*Duration{&c.IPVS.SyncPeriod} }, "ipvs.syncPeriod")
 	r.durField("ipvs-min-sync-period", d.IPVS.MinSyncPeriod, "least time between syncs in ipvs mode; 0 syncs every change at once",
 		func(c *Config) []*Duration { return []*Duration{&c.IPVS.MinSyncPeriod} }, "ipvs.minSyncPeriod")
-	r.strField("ipvs-scheduler", "IPVS scheduler: "+strings.Join(IPVSSchedulers(), ", ")+" (default rr)", func(c *Config) *string { return &c.IPVS.Scheduler }, "ipvs.scheduler")
+	r.strField("ipvs-scheduler", "IPVS scheduler: "+strings.Join(IPVSSchedulers(), ", "), func(c *Config) *string { return &c.IPVS.Scheduler }, "ipvs.scheduler")
 	r.listField("ipvs-exclude-cidrs", "comma-separated CIDRs whose IPVS virtual servers proxyd never removes", func(c *Config) *[]string { return &c.IPVS.ExcludeCIDRs }, "ipvs.excludeCIDRs")
 	r.boolField("ipvs-strict-arp", d.IPVS.StrictARP, "set arp_ignore=1 and arp_announce=2",
 		func(c *Config) []*bool { return []*bool{&c.IPVS.StrictARP} }, "ipvs.strictARP")
@@ -97,7 +97,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 
 	r.int32Field("conntrack-max-per-core", d.Conntrack.MaxPerCore, "conntrack entries per CPU (0 leaves nf_conntrack_max as it is)",
 		func(c *Config) []*int32 { return []*int32{&c.Conntrack.MaxPerCore} }, "conntrack.maxPerCore")
-	r.int32Field("conntrack-min", d.Conntrack.Min, "least nf_conntrack_max, whatever the CPU count",
+	r.int32Field("conntrack-min", d.Conntrack.Min, "least nf_conntrack_max, whatever the CPU count (unused when conntrack-max-per-core is 0)",
 		func(c *Config) []*int32 { return []*int32{&c.Conntrack.Min} }, "conntrack.min")
 	r.durField("conntrack-tcp-timeout-established", d.Conntrack.TCPEstablishedTimeout, "conntrack idle timeout of established TCP connections (0 leaves it as it is)",
 		func(c *Config) []*Duration { return []*Duration{&c.Conntrack.TCPEstablishedTimeout} }, "conntrack.tcpEstablishedTimeout")
@@ -105,7 +105,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 		func(c *Config) []*Duration { return []*Duration{&c.Conntrack.TCPCloseWaitTimeout} }, "conntrack.tcpCloseWaitTimeout")
 
 	r.strField("iptables-flavour", "iptables implementation in iptables mode: legacy or nft (default: what the system's iptables is)", func(c *Config) *string { return &c.Lbkit.IPTablesFlavour }, "lbkit.iptablesFlavour")
-	r.strField("ebpf-attach", "eBPF attach mode: tc, xdp or socket (default tc)", func(c *Config) *string { return &c.Lbkit.EBPF.Attach }, "lbkit.ebpf.attach")
+	r.strField("ebpf-attach", "eBPF attach mode: tc, xdp or socket", func(c *Config) *string { return &c.Lbkit.EBPF.Attach }, "lbkit.ebpf.attach")
 	r.boolField("ebpf-socket-lb", d.Lbkit.EBPF.SocketLB, "also attach the socket-LB programs in tc and xdp mode",
 		func(c *Config) []*bool { return []*bool{&c.Lbkit.EBPF.SocketLB} }, "lbkit.ebpf.socketLB")
 

@@ -101,12 +101,17 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// assertRoundTrip checks that Parse(Marshal(c)) is c.
+// assertRoundTrip checks that Parse(Marshal(c)) is c. The comments that
+// name the ignored fields of c's file do not come back: they are compared
+// without.
 func assertRoundTrip(t *testing.T, c *Config) {
 	t.Helper()
 	out, err := c.Marshal()
 	if err != nil {
 		t.Fatal(err)
+	}
+	for bytes.HasPrefix(out, []byte("#")) {
+		_, out, _ = bytes.Cut(out, []byte("\n"))
 	}
 	back, warnings, err := load(out, "marshalled.yaml")
 	if err != nil || len(warnings) > 0 {

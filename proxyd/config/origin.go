@@ -13,6 +13,9 @@ type origin struct {
 	file  string
 	lines yamlline.Lines    // field path -> line in file
 	flags map[string]string // field path -> flag, "--name"
+	// ignored are the warnings about fields the file has that lbkit
+	// ignores; Marshal writes them as comments, since it leaves them out.
+	ignored []string
 }
 
 // setLine records that path was read from line.

@@ -70,6 +70,7 @@ func Parse(data []byte, filename string) (*Config, []string, error) {
 		return nil, d.warnings, errors.Join(errs...)
 	}
 	c.applyKubeProxyDefaults()
+	c.origin.ignored = d.warnings
 	return c, d.warnings, nil
 }
 

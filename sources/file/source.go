@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"sync"
 	"time"
@@ -56,6 +57,12 @@ type Source struct {
 	sig    fileSig  // the file's identity when last read
 	sum    [32]byte // hash of the content last parsed
 	parsed bool     // sum is set
+	// applied is set once a parsed file was applied: from then on a bad
+	// read or edit keeps the last good state.
+	applied bool
+	// waiting is set while the file has been missing since before it was
+	// first applied, so that polling logs that only once.
+	waiting bool
 }
 
 // New returns a Source for the file at path feeding sink. Nothing is read
@@ -94,10 +101,11 @@ func (s *Source) reload(force bool) error {
 	data, err := os.ReadFile(s.path)
 	if err != nil {
 		err = fmt.Errorf("services file: %w", err)
-		s.log.Error("cannot read the services file; keeping the last good state", zap.Error(err))
+		s.logReadError(err)
 		s.reject(err)
 		return err
 	}
+	s.waiting = false
 	sum := sha256.Sum256(data)
 	if !force && s.parsed && sum == s.sum {
 		return nil
@@ -105,11 +113,16 @@ func (s *Source) reload(force bool) error {
 	s.sum, s.parsed = sum, true
 	ls, err := parse(data, s.path)
 	if err != nil {
-		s.logProblems("services file rejected; keeping the last good state", err)
+		if s.applied {
+			s.logProblems("services file rejected; keeping the last good state", err)
+		} else {
+			s.logProblems("services file rejected; nothing is applied until it is fixed", err)
+		}
 		s.reject(err)
 		return err
 	}
 	changed, errs := s.app.apply(s.path, ls)
+	s.applied = true
 	for _, err := range errs {
 		s.logProblems("service not programmed as written; proxyd keeps it and programs it when it can", err)
 		s.reject(err)
@@ -119,6 +132,24 @@ func (s *Source) reload(force bool) error {
 		s.opts.OnApplied(changed)
 	}
 	return nil
+}
+
+// logReadError logs a failed read. Before the file was first applied there
+// is no last good state: a missing file is waited for (and said once while
+// it stays missing), as a ConfigMap or a provisioning step may create it
+// later.
+func (s *Source) logReadError(err error) {
+	switch {
+	case s.applied:
+		s.log.Error("cannot read the services file; keeping the last good state", zap.Error(err))
+	case errors.Is(err, fs.ErrNotExist):
+		if !s.waiting {
+			s.log.Warn("the services file does not exist; waiting for it to appear (no services until then)", zap.Error(err))
+		}
+		s.waiting = true
+	default:
+		s.log.Error("cannot read the services file; no services until it can be read", zap.Error(err))
+	}
 }
 
 func (s *Source) reject(err error) {
