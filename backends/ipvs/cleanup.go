@@ -9,10 +9,14 @@ import (
 // Cleanup removes everything the datapath installs: every virtual server it
 // owns (all outside ExcludeCIDRs; never a flush), the dummy device with the
 // virtual IPs, and the masquerade tables. It is idempotent. Kernel settings
-// (sysctls) are left as they are.
+// (sysctls) are left as they are. On a kernel without IPVS it still
+// removes the device and the tables.
 func (d *Datapath) Cleanup(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.ipvs == nil && Available() != nil {
+		return d.cleanupWithoutIPVS()
+	}
 	if err := d.open(); err != nil {
 		return err
 	}
