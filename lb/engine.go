@@ -35,7 +35,8 @@ type Config struct {
 	SyncPeriod time.Duration
 	// InitialSyncTimeout bounds how long the first full sync waits for
 	// registered sources (RegisterSource); zero means
-	// DefaultInitialSyncTimeout.
+	// DefaultInitialSyncTimeout, and a negative value waits for as long
+	// as it takes (the datapath keeps whatever it held until then).
 	InitialSyncTimeout time.Duration
 	// Logger receives one line per sync and one per burst of repeated
 	// errors; nil logs nothing.
@@ -118,9 +119,8 @@ func NewEngine(dp Datapath, cfg Config) (*Engine, error) {
 	if dp == nil {
 		return nil, errors.New("lb: NewEngine: nil datapath")
 	}
-	if cfg.MinSyncPeriod < 0 || cfg.SyncPeriod < 0 || cfg.InitialSyncTimeout < 0 {
-		return nil, fmt.Errorf("lb: NewEngine: negative period (min sync %s, sync %s, initial sync timeout %s)",
-			cfg.MinSyncPeriod, cfg.SyncPeriod, cfg.InitialSyncTimeout)
+	if cfg.MinSyncPeriod < 0 || cfg.SyncPeriod < 0 {
+		return nil, fmt.Errorf("lb: NewEngine: negative sync period (min %s, full %s)", cfg.MinSyncPeriod, cfg.SyncPeriod)
 	}
 	if cfg.SyncPeriod == 0 {
 		cfg.SyncPeriod = DefaultSyncPeriod

@@ -26,8 +26,9 @@ type gate struct {
 // first full sync, which removes whatever the datapath holds that the
 // engine was not given, waits until every registered source has called the
 // returned function (once its initial state is in the engine), or until
-// Config.InitialSyncTimeout has passed since the first registration; the
-// timeout is logged with the names of the sources that did not sync.
+// Config.InitialSyncTimeout has passed since the first registration (a
+// negative timeout waits for as long as it takes); the timeout is logged
+// with the names of the sources that did not sync.
 // Registering after the first full sync has no effect.
 func (e *Engine) RegisterSource(name string) (synced func()) {
 	e.mu.Lock()
@@ -39,6 +40,9 @@ func (e *Engine) RegisterSource(name string) (synced func()) {
 	if g.sources == nil {
 		g.sources = make(map[string]bool)
 		g.deadline = time.Now().Add(g.timeout)
+		if g.timeout < 0 {
+			g.deadline = time.Time{} // no deadline: see checkGate
+		}
 	}
 	for g.sources[name] {
 		name += "'"
@@ -81,6 +85,9 @@ func (e *Engine) checkGate(now time.Time) (wait time.Time, open bool) {
 		return time.Time{}, true
 	}
 	waiting := g.waiting()
+	if len(waiting) > 0 && g.timeout < 0 {
+		return now.Add(24 * time.Hour), false // a source's synced wakes the loop
+	}
 	if len(waiting) > 0 && now.Before(g.deadline) {
 		return g.deadline, false
 	}

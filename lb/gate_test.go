@@ -43,3 +43,16 @@ func TestSourceGateTimesOut(t *testing.T) {
 		t.Fatalf("timeout not logged with the source's name:\n%s", buf.String())
 	}
 }
+
+func TestSourceGateWithoutTimeout(t *testing.T) {
+	r := &recorder{}
+	e := newTestEngine(t, r, Config{InitialSyncTimeout: -1})
+	synced := e.RegisterSource("file")
+	if now := time.Now(); !e.nextDue(now).After(now.Add(time.Hour)) {
+		t.Fatal("a gate without timeout would open")
+	}
+	synced()
+	if now := time.Now(); e.nextDue(now).After(now) {
+		t.Fatal("gate still closed after the source synced")
+	}
+}

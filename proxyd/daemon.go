@@ -6,12 +6,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -132,14 +134,21 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	syncPeriod, minSyncPeriod := cfg.SyncPeriods()
 	eng, err := lb.NewEngine(dp, lb.Config{
 		NodeName: node, SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
-		Logger: slog.New(zapslog.NewHandler(log.Named("engine").With(zap.String("mode", mode)).Core())),
-		Hooks:  m.Hooks(),
+		// The services file is the only source: nothing can be programmed
+		// without it, and syncing without it would remove what an earlier
+		// process left serving.
+		InitialSyncTimeout: -1,
+		Logger:             slog.New(zapslog.NewHandler(log.Named("engine").With(zap.String("mode", mode)).Core())),
+		Hooks:              m.Hooks(),
 	})
 	if err != nil {
 		return err
 	}
 	m.ObserveServices(func() map[lb.Phase]int { return eng.Status().Phases })
-	src, err := newSource(cfg, eng, m, log)
+	retireOtherModes(ctx, cfg, eng, log)
+	// The first full sync, which prunes what an earlier process left and
+	// the services file no longer has, waits until the file is applied.
+	src, err := newSource(cfg, eng, m, log, eng.RegisterSource("services-file"))
 	if err != nil {
 		return err
 	}
@@ -149,7 +158,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	hc := health.New(eng.Status, syncPeriod, node, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
-	mux.Handle(explainPath, explainHandler(dp))
+	mux.Handle(explainPath, engineExplainHandler(eng))
 	handlers := map[string]http.Handler{cfg.MetricsBindAddress: mux, cfg.HealthzBindAddress: hc.Handler()}
 	if cfg.MetricsBindAddress == cfg.HealthzBindAddress {
 		mux.Handle("/healthz", hc.Handler())
@@ -160,14 +169,14 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The first full sync, which prunes what an earlier process left and
-	// the services file no longer has, waits until the file is loaded.
-	sourceSynced := eng.RegisterSource("services-file")
-	if err := src.Load(); err != nil {
+	// A file that is not there yet (a volume still being mounted) is
+	// waited for: nothing is synced, so whatever an earlier process
+	// programmed keeps serving, and /healthz says what is missing. A file
+	// that is there but wrong stops proxyd with its line and field.
+	if err := src.Load(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		closeAll(servers)
 		return err
 	}
-	sourceSynced()
 	log.Info("proxyd started",
 		zap.String("version", versionString()), zap.String("mode", mode), zap.String("node", node),
 		zap.String("services", cfg.Lbkit.Services), zap.String("metrics", cfg.MetricsBindAddress),
@@ -202,21 +211,44 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	return runErr
 }
 
+// retireOtherModes finds the state other modes left in the namespace (a
+// mode change, or an iptables flavour change) and hands it to the engine,
+// which removes it once this mode's first full sync has programmed
+// everything: traffic moves from the old rules to the new ones without a
+// moment with neither.
+func retireOtherModes(ctx context.Context, cfg *config.Config, eng *lb.Engine, log *zap.Logger) {
+	if !persistent(cfg.EffectiveMode()) && os.Geteuid() != 0 {
+		return // an unprivileged userspace proxy can neither see nor remove kernel state
+	}
+	left, err := detectOtherModes(ctx, cfg, log)
+	if err != nil {
+		log.Warn("could not look for the state of other modes; whatever they left stays until proxyd --cleanup", zap.Error(err))
+	}
+	for _, l := range left {
+		log.Info("found the state of another mode; removing it once this mode is programmed",
+			zap.String("state", l.Mode), zap.Strings("found", l.Found))
+		eng.Retire(l.Cleaner)
+	}
+}
+
 // source is where services come from.
 type source interface {
 	Load() error
 	Run(ctx context.Context) error
 }
 
-// newSource builds the configured services source.
-func newSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.Logger) (source, error) {
+// newSource builds the configured services source; it calls synced once,
+// when its first state is in the engine.
+func newSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.Logger, synced func()) (source, error) {
 	switch {
 	case cfg.Lbkit.Kubeconfig != "":
 		return nil, errors.New("--kubeconfig: the Kubernetes source has not landed in lbkit yet; use --services FILE")
 	case cfg.Lbkit.Services != "":
+		var once sync.Once
 		return file.New(cfg.Lbkit.Services, eng, file.Options{
-			Logger:  log.Named("services-file"),
-			OnError: func(error) { m.ConfigReloadError("file") },
+			Logger:    log.Named("services-file"),
+			OnError:   func(error) { m.ConfigReloadError("file") },
+			OnApplied: func(int) { once.Do(synced) },
 		}), nil
 	}
 	return nil, errors.New("no services source: give --services FILE (a services file, see examples/services.yaml)")

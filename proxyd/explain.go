@@ -25,10 +25,13 @@ import (
 const explainPath = "/lbkit/explain"
 
 // explainEngine is what the explain handler reads: the datapath currently
-// in use and the desired state it was given. *lb.Engine implements it.
+// in use, the desired state it was given and the status of every service.
+// *lb.Engine implements it.
 type explainEngine interface {
 	Datapath() lb.Datapath
 	Snapshot() *lb.Snapshot
+	ServiceStatus(lb.ServiceKey) (lb.ServiceStatus, bool)
+	FrontendOwner(lb.FrontendID) (lb.ServiceKey, []lb.ServiceKey)
 }
 
 // explainResult is the daemon's answer: the datapath's inspection, plus
@@ -39,6 +42,8 @@ type explainResult struct {
 	// Endpoints are all the service's endpoints with their state; empty when
 	// the daemon's desired state is not known.
 	Endpoints []explainEndpoint `json:"endpoints,omitempty"`
+	// Status is the engine's verdict on the service.
+	Status *explainStatus `json:"status,omitempty"`
 }
 
 // explainEndpoint is one endpoint of the inspected service.
@@ -49,28 +54,23 @@ type explainEndpoint struct {
 	NodeName string `json:"nodeName,omitempty"`
 }
 
-// explainHandler answers explain requests from dp alone; it cannot show the
-// endpoints dp does not use. Prefer engineExplainHandler.
-func explainHandler(dp lb.Datapath) http.Handler {
-	return engineExplainHandler(datapathOnly{dp})
-}
-
-// datapathOnly is an explainEngine with a fixed datapath and no desired state.
-type datapathOnly struct{ dp lb.Datapath }
-
-func (d datapathOnly) Datapath() lb.Datapath  { return d.dp }
-func (d datapathOnly) Snapshot() *lb.Snapshot { return nil }
-
 // engineExplainHandler answers GET /lbkit/explain?frontend=IP:PORT/PROTO by
 // asking the engine's current datapath (which reads its kernel state, or for
 // userspace its live state) how the frontend is realized, and adds the
-// service's endpoints from the engine's desired state.
+// service's endpoints from the engine's desired state and its status. A
+// frontend the datapath does not hold is answered with the services that
+// ask for it and why they do not have it. ?service=KEY answers with the
+// service's status and each frontend it holds.
 func engineExplainHandler(eng explainEngine) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fail := func(code int, err error) {
 			w.WriteHeader(code)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		}
+		if key := r.URL.Query().Get("service"); key != "" {
+			explainService(r.Context(), w, eng, lb.ServiceKey(key))
+			return
 		}
 		id, err := lb.ParseFrontendID(r.URL.Query().Get("frontend"))
 		if err != nil {
@@ -85,10 +85,15 @@ func engineExplainHandler(eng explainEngine) http.Handler {
 		}
 		res, err := inspectFrontend(r.Context(), in, id)
 		if err != nil {
-			fail(http.StatusNotFound, err)
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(notProgrammed{Error: err.Error(), Waiting: waitingFor(eng, id)})
 			return
 		}
-		_ = json.NewEncoder(w).Encode(withEndpoints(res, eng.Snapshot()))
+		out := withEndpoints(res, eng.Snapshot())
+		if st, ok := eng.ServiceStatus(res.Service); ok {
+			out.Status = statusOf(st)
+		}
+		_ = json.NewEncoder(w).Encode(out)
 	})
 }
 
@@ -164,7 +169,7 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 	server := fs.String("server", "", "the daemon's metrics address (default: from --config, else 127.0.0.1:10249)")
 	cfgFile := fs.String("config", "", "the daemon's config file, to find its metrics address")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: proxyd explain [-o text|json] [--server HOST:PORT | --config FILE] IP:PORT[/PROTO]")
+		fmt.Fprintln(stderr, "usage: proxyd explain [-o text|json] [--server HOST:PORT | --config FILE] IP:PORT[/PROTO] | SERVICE")
 		fs.PrintDefaults()
 	}
 	// Accept flags after the frontend too ("explain 198.18.100.1:80 -o json").
@@ -187,19 +192,28 @@ func explainCommand(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "proxyd explain: -o %q: want text or json\n", *output)
 		return 2
 	}
-	id, err := lb.ParseFrontendID(positional[0])
-	if err != nil {
-		fmt.Fprintln(stderr, "proxyd explain:", err)
-		return 2
-	}
 	addr, err := explainServer(*server, *cfgFile)
 	if err != nil {
 		fmt.Fprintln(stderr, "proxyd explain:", err)
 		return 1
 	}
+	if _, ipErr := netip.ParseAddr(positional[0]); ipErr != nil && !strings.Contains(positional[0], ":") {
+		return explainServiceCommand(addr, lb.ServiceKey(positional[0]), *output == "json", stdout, stderr)
+	}
+	id, err := lb.ParseFrontendID(positional[0])
+	if err != nil {
+		fmt.Fprintln(stderr, "proxyd explain:", err)
+		return 2
+	}
 	in, raw, err := fetchExplain(addr, id)
 	if err != nil {
 		fmt.Fprintln(stderr, "proxyd explain:", err)
+		var np *notProgrammedError
+		if errors.As(err, &np) {
+			for _, st := range np.Waiting {
+				fmt.Fprintf(stderr, "  service %s asks for it: %s\n", st.Service, st.Reason)
+			}
+		}
 		return 1
 	}
 	if *output == "json" {
@@ -246,28 +260,13 @@ func explainServer(server, cfgFile string) (string, error) {
 }
 
 func fetchExplain(addr string, id lb.FrontendID) (*explainResult, []byte, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	u := "http://" + addr + explainPath + "?frontend=" + url.QueryEscape(id.String())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	raw, err := askDaemon(addr, "frontend="+url.QueryEscape(id.String()))
 	if err != nil {
-		return nil, nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, nil, fmt.Errorf("ask the daemon at %s: %w (is proxyd running? give --server or --config)", addr, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		var e struct{ Error string }
-		if json.Unmarshal(raw, &e) == nil && e.Error != "" {
-			return nil, nil, fmt.Errorf("%s: %s", id, e.Error)
+		var np *notProgrammedError
+		if errors.As(err, &np) {
+			np.what = id.String()
 		}
-		return nil, nil, fmt.Errorf("%s: daemon answered %s", id, resp.Status)
+		return nil, nil, err
 	}
 	var in explainResult
 	if err := json.Unmarshal(raw, &in); err != nil {
@@ -276,12 +275,79 @@ func fetchExplain(addr string, id lb.FrontendID) (*explainResult, []byte, error)
 	return &in, raw, nil
 }
 
+// notProgrammedError is the daemon's answer for something it does not
+// program, with the services that ask for it.
+type notProgrammedError struct {
+	what string
+	notProgrammed
+}
+
+func (e *notProgrammedError) Error() string { return e.what + ": " + e.notProgrammed.Error }
+
+// askDaemon GETs the explain endpoint with query and returns the body of a
+// 200 answer.
+func askDaemon(addr, query string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+explainPath+"?"+query, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("ask the daemon at %s: %w (is proxyd running? give --server or --config)", addr, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		var np notProgrammed
+		if json.Unmarshal(raw, &np) == nil && np.Error != "" {
+			return nil, &notProgrammedError{notProgrammed: np}
+		}
+		return nil, fmt.Errorf("daemon answered %s", resp.Status)
+	}
+	return raw, nil
+}
+
+// explainServiceCommand is "proxyd explain SERVICE".
+func explainServiceCommand(addr string, key lb.ServiceKey, asJSON bool, stdout, stderr io.Writer) int {
+	raw, err := askDaemon(addr, "service="+url.QueryEscape(string(key)))
+	if err != nil {
+		fmt.Fprintf(stderr, "proxyd explain: %s: %v\n", key, err)
+		return 1
+	}
+	if asJSON {
+		_, _ = stdout.Write(raw)
+		return 0
+	}
+	var res serviceExplain
+	if err := json.Unmarshal(raw, &res); err != nil {
+		fmt.Fprintln(stderr, "proxyd explain: decode the daemon's answer:", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "service    %s\n", key)
+	printStatus(stdout, res.Status)
+	for _, fe := range res.Frontends {
+		fmt.Fprintln(stdout)
+		fe.Status = nil // said once, above
+		printInspection(stdout, fe)
+	}
+	for _, e := range res.Errors {
+		fmt.Fprintf(stdout, "frontend   %s\n", e)
+	}
+	return 0
+}
+
 // printInspection prints an inspection for humans: the backends the
 // datapath uses, then the service's endpoints it does not use (terminating,
 // not ready), marked.
 func printInspection(w io.Writer, in *explainResult) {
 	fmt.Fprintf(w, "frontend   %s (%s)\n", in.Frontend, in.Frontend.Kind)
 	fmt.Fprintf(w, "service    %s\n", in.Service)
+	printStatus(w, in.Status)
 	fmt.Fprintf(w, "datapath   %s\n", in.Datapath)
 	fmt.Fprintf(w, "scheduler  %s\n", in.Scheduler)
 	if in.AffinityTimeout > 0 {

@@ -53,6 +53,10 @@ type fixedEngine struct {
 
 func (e fixedEngine) Datapath() lb.Datapath  { return e.dp }
 func (e fixedEngine) Snapshot() *lb.Snapshot { return e.snap }
+func (e fixedEngine) ServiceStatus(lb.ServiceKey) (lb.ServiceStatus, bool) {
+	return lb.ServiceStatus{}, false
+}
+func (e fixedEngine) FrontendOwner(lb.FrontendID) (lb.ServiceKey, []lb.ServiceKey) { return "", nil }
 
 // explainFixture serves the explain handler for one service "web" with a
 // ClusterIP and a NodePort on every node address (0.0.0.0 and ::), two
