@@ -104,3 +104,51 @@ func TestFailingDatapathIsQuietAndUnhealthy(t *testing.T) {
 		t.Errorf("shutdown logged %d context-canceled errors", n)
 	}
 }
+
+// TestWaitsForAMissingServicesFile: a services file that is not there yet
+// (a volume still being mounted) is waited for with /healthz at 503 naming
+// it, and served as soon as it appears.
+func TestWaitsForAMissingServicesFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the proxyd binary")
+	}
+	bin := buildProxyd(t)
+	backend := serveName(t, "b0")
+	web, dns := freeAddr(t, "tcp"), freeAddr(t, "udp")
+	metricsAddr, healthzAddr := freeAddr(t, "tcp"), freeAddr(t, "tcp")
+	services := filepath.Join(t.TempDir(), "services.yaml")
+	var logs safeBuffer
+	cmd := exec.Command(bin, "--mode=userspace", "--services", services,
+		"--metrics-bind-address", metricsAddr, "--healthz-bind-address", healthzAddr,
+		"--hostname-override", "node-a", "--log-format=console", "--min-sync-period=0")
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("proxyd output:\n%s", logs.String())
+		}
+	})
+	healthz := func() (int, string) {
+		resp, err := http.Get("http://" + healthzAddr + "/healthz")
+		if err != nil {
+			return 0, ""
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	waitFor(t, "/healthz to answer", func() bool { code, _ := healthz(); return code != 0 })
+	if code, body := healthz(); code != http.StatusServiceUnavailable || !strings.Contains(body, "services-file") {
+		t.Fatalf("healthz while the file is missing: %d %s", code, body)
+	}
+	if !strings.Contains(logs.String(), "does not exist; waiting for it") {
+		t.Fatalf("the log does not say the file is waited for:\n%s", logs.String())
+	}
+	writeServices(t, services, web, dns, []string{backend}, serveUDPName(t, "u0"))
+	waitFor(t, "the service to answer once the file appears", func() bool { name, _ := ask("tcp", web); return name == "b0" })
+	waitFor(t, "/healthz to turn ok", func() bool { code, _ := healthz(); return code == http.StatusOK })
+}
