@@ -86,8 +86,19 @@ func newNFTables(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datap
 	})
 }
 
+// newEBPF builds the eBPF datapath. It fails at once, with what to do,
+// when the pin path is not on a bpffs or socket-LB has no cgroup, rather
+// than failing every sync.
 func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	e := cfg.Lbkit.EBPF
+	if e.PinPath != "" {
+		if err := ebpf.CheckPinPath(e.PinPath); err != nil {
+			return nil, fmt.Errorf("eBPF pin path (--ebpf-pin-path, lbkit.ebpf.pinPath): %w (--ebpf-pin-path= pins nothing)", err)
+		}
+	}
+	if (e.Attach == config.EBPFAttachSocket || e.SocketLB) && e.CgroupPath == "" {
+		return nil, fmt.Errorf("set --ebpf-cgroup-path (lbkit.ebpf.cgroupPath): %w", ebpf.ErrNoCgroupPath)
+	}
 	return ebpf.New(ebpf.Options{
 		Netns:             cfg.Lbkit.Netns,
 		Logger:            log,
@@ -96,6 +107,7 @@ func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath,
 		Interfaces:        e.Interfaces,
 		XDPMode:           e.XDPMode,
 		PinPath:           e.PinPath,
+		CgroupPath:        e.CgroupPath,
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll || cfg.NFTables.MasqueradeAll,
 		ClusterCIDRs:      k.clusterCIDRs,
 		NodePortAddresses: k.nodePortAddresses,

@@ -85,6 +85,7 @@ func (d *Datapath) adoptMaps() error {
 
 	var p plan
 	owned := make(map[uint32]bool)
+	maglevOwned := make(map[uint32]bool)
 	for k0, head := range heads {
 		id := frontendOf(k0)
 		f := d.mem.newFE()
@@ -122,6 +123,7 @@ func (d *Datapath) adoptMaps() error {
 			fe := head.FeId
 			if err := m.LbMaglev.Lookup(&fe, &t); err == nil {
 				f.maglev = slices.Clone(t.BackendIds[:])
+				maglevOwned[fe] = true
 			}
 		}
 		d.ids.fe.reserve(head.FeId)
@@ -141,6 +143,18 @@ func (d *Datapath) adoptMaps() error {
 				p.delSlots = append(p.delSlots, k)
 			}
 		}
+	}
+	// So are Maglev tables of frontends that have none (or are gone).
+	var mk uint32
+	var mv bpf.LBMaglevTable
+	it = m.LbMaglev.Iterate()
+	for it.Next(&mk, &mv) {
+		if !maglevOwned[mk] {
+			p.delMaglev = append(p.delMaglev, mk)
+		}
+	}
+	if err := it.Err(); err != nil {
+		return fmt.Errorf("read lb_maglev: %w", err)
 	}
 	// Node addresses are recomputed by the first Sync from this shadow.
 	var nk nodeAddr

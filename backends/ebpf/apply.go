@@ -11,34 +11,42 @@ import (
 // syscalls instead of one syscall per entry.
 const batchMin = 8
 
+// applySteps is the number of steps of apply.
+const applySteps = 8
+
 // apply runs the plan's steps in order: backends, Maglev tables and backend
 // slots first, then the service entries that point at them, then the
-// removal of what nothing points at any more. Ids are released only after
-// every step succeeded.
+// removal of what nothing points at any more. It changes no bookkeeping:
+// commit does, once apply succeeded.
 func (d *Datapath) apply(p *plan) error {
 	m := &d.objs.LBMaps
-	for _, s := range []struct {
-		what string
-		fn   func() error
-	}{
-		{"write backends", func() error { return update(m.LbBackends, p.beKeys, p.beVals) }},
-		{"write maglev tables", func() error { return update(m.LbMaglev, p.mgKeys, p.mgVals) }},
-		{"write backend slots", func() error { return update(m.LbServices, p.slotKeys, p.slotVals) }},
-		{"write service entries", func() error { return update(m.LbServices, p.headKeys, p.headVals) }},
-		{"delete service entries", func() error { return remove(m.LbServices, p.delHeads) }},
-		{"delete backend slots", func() error { return remove(m.LbServices, p.delSlots) }},
-		{"delete maglev tables", func() error { return remove(m.LbMaglev, p.delMaglev) }},
-		{"delete backends", func() error { return remove(m.LbBackends, p.delBEs) }},
-	} {
-		if err := s.fn(); err != nil {
-			return fmt.Errorf("ebpf: %s: %w", s.what, err)
+	for step := range applySteps {
+		var what string
+		var err error
+		switch step {
+		case 0:
+			what, err = "write backends", update(m.LbBackends, p.beKeys, p.beVals)
+		case 1:
+			what, err = "write maglev tables", update(m.LbMaglev, p.mgKeys, p.mgVals)
+		case 2:
+			what, err = "write backend slots", update(m.LbServices, p.slotKeys, p.slotVals)
+		case 3:
+			what, err = "write service entries", update(m.LbServices, p.headKeys, p.headVals)
+		case 4:
+			what, err = "delete service entries", remove(m.LbServices, p.delHeads)
+		case 5:
+			what, err = "delete backend slots", remove(m.LbServices, p.delSlots)
+		case 6:
+			what, err = "delete maglev tables", remove(m.LbMaglev, p.delMaglev)
+		case 7:
+			what, err = "delete backends", remove(m.LbBackends, p.delBEs)
 		}
-	}
-	for _, id := range p.freeFE {
-		d.ids.fe.put(id)
-	}
-	for _, id := range p.freeBE {
-		d.ids.be.put(id)
+		if err == nil && d.applyFault != nil {
+			err = d.applyFault(what)
+		}
+		if err != nil {
+			return fmt.Errorf("ebpf: %s: %w", what, err)
+		}
 	}
 	return nil
 }

@@ -43,8 +43,8 @@ func runConformance(t *testing.T, opts Options) {
 			if err != nil {
 				t.Errorf("list leftovers: %v", err)
 			}
-			if opts.Cgroup != "" {
-				cg, err := cgroupLeftovers(opts.Cgroup)
+			if opts.CgroupPath != "" {
+				cg, err := cgroupLeftovers(opts.CgroupPath)
 				if err != nil {
 					t.Errorf("list cgroup leftovers: %v", err)
 				}
@@ -59,5 +59,5 @@ func TestConformanceTC(t *testing.T) { runConformance(t, Options{}) }
 
 func TestConformanceSocket(t *testing.T) {
 	requireBPF(t)
-	runConformance(t, Options{Attach: AttachSocket, Cgroup: testCgroup(t)})
+	runConformance(t, Options{Attach: AttachSocket, CgroupPath: testCgroup(t)})
 }

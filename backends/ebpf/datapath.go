@@ -49,12 +49,25 @@ type Datapath struct {
 	// (tests).
 	watchBuf, watchRcvBuf int
 
+	// The bookkeeping: what the maps hold, changed only once the kernel
+	// accepted a plan (commit), and re-read from the maps after a plan
+	// failed halfway (recoverMaps).
 	ids       allocators
 	mem       arena
 	frontends map[lb.FrontendID]*feState
-	services  map[lb.ServiceKey]*svcState
+	services  lb.Applied[*svcState]
+	// reread is set when a failed plan left the maps in a state the
+	// bookkeeping does not describe and reading them back failed too: the
+	// next Sync reads them back first. forceFull makes the next Sync full
+	// after the bookkeeping was read back.
+	reread, forceFull bool
 	// nodeAddrs are the addresses programmed in lb_nodeaddrs.
 	nodeAddrs map[nodeAddr]bool
+
+	// applyFault, when set (tests only), runs after each step of apply
+	// has written its entries; an error it returns fails the step, as if
+	// the kernel had refused part of the plan.
+	applyFault func(step string) error
 }
 
 var (
@@ -63,11 +76,23 @@ var (
 )
 
 // New checks opts and returns a datapath with nothing loaded yet: the
-// programs are loaded and attached by the first Sync.
+// programs are loaded and attached by the first Sync. It fails at once when
+// Options.PinPath is not on a bpffs or Options.CgroupPath is not a cgroup
+// v2 directory, rather than at every Sync.
 func New(opts Options) (*Datapath, error) {
 	o, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
+	}
+	if o.PinPath != "" {
+		if err := CheckPinPath(o.PinPath); err != nil {
+			return nil, fmt.Errorf("ebpf: Options.PinPath: %w", err)
+		}
+	}
+	if o.CgroupPath != "" && (o.Attach == AttachSocket || o.SocketLB) {
+		if err := checkCgroup(o.CgroupPath); err != nil {
+			return nil, fmt.Errorf("ebpf: Options.CgroupPath: %w", err)
+		}
 	}
 	d := &Datapath{opts: o, log: o.Logger}
 	d.reset()
@@ -80,14 +105,20 @@ func (d *Datapath) reset() {
 	d.attached = nil
 	d.ifaces = make(map[int]*ifaceState)
 	d.attachErrors, d.watchErrors = 0, 0
+	d.resetShadow()
+	d.nodeAddrs = make(map[nodeAddr]bool)
+}
+
+// resetShadow forgets what the maps hold.
+func (d *Datapath) resetShadow() {
 	d.ids = allocators{
 		fe: newIDAlloc("frontend", uint32(d.opts.MaxServiceEntries)),
 		be: newIDAlloc("backend", uint32(d.opts.MaxBackends)),
 	}
 	d.frontends = make(map[lb.FrontendID]*feState)
-	d.services = make(map[lb.ServiceKey]*svcState)
-	d.nodeAddrs = make(map[nodeAddr]bool)
+	d.services.Reset(0)
 	d.mem = arena{}
+	d.reread, d.forceFull = false, false
 }
 
 // Name returns "ebpf".
@@ -111,7 +142,9 @@ func (d *Datapath) Capabilities() lb.Capabilities {
 // Sync programs the services changed names, or all of s when changed.Full.
 // The first Sync loads and attaches the programs. Services that cannot be
 // programmed are returned as an lb.ServiceErrors; a failure of the maps
-// themselves is returned as is, and the engine's next sync is then full.
+// themselves is returned as is. Map writes are not atomic, so after such a
+// failure the bookkeeping is read back from the maps and the next Sync is
+// full, whatever changed says (the engine's is full anyway).
 func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSet) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("ebpf: sync: %w", err)
@@ -129,10 +162,20 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 		// failures are logged and counted, not the sync's.
 		_ = d.reconcileLinks(false)
 	}
-	todo := d.workList(s, lb.ChangeSet{Full: full, Changed: changed.Changed})
+	if d.reread {
+		if err := d.recoverMaps(); err != nil {
+			return err
+		}
+	}
+	full = full || d.forceFull
+	todo := d.services.Work(s, lb.ChangeSet{Full: full, Changed: changed.Changed})
 	p, errs := d.planSync(todo, full, s.Backends())
 	if err := d.apply(p); err != nil {
-		return err
+		return errors.Join(err, d.recoverMaps())
+	}
+	d.commit(p)
+	if full {
+		d.forceFull = false
 	}
 	if full || d.touchesNodePorts(todo) {
 		if err := d.syncNodeAddrs(); err != nil {

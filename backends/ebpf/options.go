@@ -21,7 +21,7 @@ const (
 	// reply are left to the TC programs, which are attached as well.
 	AttachXDP = "xdp"
 	// AttachSocket translates at connect/sendmsg time in cgroup v2 hooks,
-	// for clients on the node itself (Options.Cgroup); no TC programs.
+	// for clients in Options.CgroupPath; no TC programs.
 	AttachSocket = "socket"
 )
 
@@ -63,9 +63,14 @@ type Options struct {
 	// LegacyTC attaches with a clsact qdisc and direct-action filters even
 	// where TCX is available.
 	LegacyTC bool
-	// Cgroup is the cgroup v2 directory the socket-LB programs attach to;
-	// empty means the cgroup v2 root (every process of the machine).
-	Cgroup string
+	// CgroupPath is the cgroup v2 directory the socket-LB programs attach
+	// to (Attach is AttachSocket, or SocketLB is set). They translate the
+	// connections of every process in that cgroup and its descendants,
+	// whatever network namespace the process uses: Netns does not narrow
+	// them. It must be set when socket-LB is on; the cgroup v2 root (e.g.
+	// /sys/fs/cgroup), which holds every process of the machine, is used
+	// only when given here explicitly.
+	CgroupPath string
 	// MasqueradeAll masquerades every flow to a frontend (kube-proxy's
 	// masqueradeAll).
 	MasqueradeAll bool
@@ -115,6 +120,14 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.PinPath != "" && !filepath.IsAbs(o.PinPath) {
 		return o, fmt.Errorf("ebpf: Options.PinPath is %q, want an absolute path on a bpffs", o.PinPath)
+	}
+	if o.Attach == AttachSocket || o.SocketLB {
+		if o.CgroupPath == "" {
+			return o, fmt.Errorf("ebpf: Options.CgroupPath is empty: %w", ErrNoCgroupPath)
+		}
+		if !filepath.IsAbs(o.CgroupPath) {
+			return o, fmt.Errorf("ebpf: Options.CgroupPath is %q, want an absolute path of a cgroup v2 directory", o.CgroupPath)
+		}
 	}
 	o.ClusterCIDRs = slices.Clone(o.ClusterCIDRs)
 	for i, p := range o.ClusterCIDRs {

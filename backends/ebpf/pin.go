@@ -32,6 +32,34 @@ func checkBPFFS(dir string) error {
 	return nil
 }
 
+// CheckPinPath checks, without creating anything, that dir can hold
+// pinned maps and links: an absolute path whose nearest existing directory
+// (dir itself, else its parent, and so on) is on a bpffs. The error says
+// how to mount one.
+func CheckPinPath(dir string) error {
+	if !filepath.IsAbs(dir) {
+		return fmt.Errorf("pin path %q is not an absolute path on a bpffs such as /sys/fs/bpf", dir)
+	}
+	p := filepath.Clean(dir)
+	for {
+		var st unix.Statfs_t
+		err := unix.Statfs(p, &st)
+		if err == nil {
+			if uint32(st.Type) == unix.BPF_FS_MAGIC {
+				return nil
+			}
+			return fmt.Errorf("pin path %s is not on a bpffs (%s is on a file system of type %#x): "+
+				"mount one with `mount -t bpf bpffs /sys/fs/bpf` (`ip netns exec` remounts /sys without it: "+
+				"mount it there too, or program the namespace with --netns / Options.Netns instead), "+
+				"pin elsewhere on a bpffs, or pin nothing", dir, p, st.Type)
+		}
+		if !errors.Is(err, unix.ENOENT) || p == "/" {
+			return fmt.Errorf("pin path %s: %w", dir, err)
+		}
+		p = filepath.Dir(p)
+	}
+}
+
 // linkPin returns the pin path of a link named name ("" when not pinning).
 func (d *Datapath) linkPin(name string) string {
 	if d.opts.PinPath == "" {

@@ -19,7 +19,7 @@ func BenchmarkPlanFull(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				todo := d.workList(snap, lb.ChangeSet{Full: true})
+				todo := d.services.Work(snap, lb.ChangeSet{Full: true})
 				if _, errs := d.planSync(todo, true, snap.Backends()); len(errs) > 0 {
 					b.Fatal(errs)
 				}

@@ -26,21 +26,16 @@ func stateOf(key string, sched lb.Scheduler, vip string, weights []uint32, idx .
 
 func planOf(t *testing.T, d *Datapath, full bool, sts ...*lb.ServiceState) *plan {
 	t.Helper()
-	var todo []work
+	s := snapshotOf(sts...)
+	cs := lb.ChangeSet{Full: full, Changed: map[lb.ServiceKey]struct{}{}}
 	for _, st := range sts {
-		todo = append(todo, work{st.Key(), st})
+		cs.Changed[st.Key()] = struct{}{}
 	}
-	p, errs := d.planSync(todo, full, 0)
+	p, errs := d.planSync(d.services.Work(s, cs), full, 0)
 	if len(errs) > 0 {
 		t.Fatalf("planSync: %v", errs)
 	}
-	// What apply does once the maps are written.
-	for _, id := range p.freeFE {
-		d.ids.fe.put(id)
-	}
-	for _, id := range p.freeBE {
-		d.ids.be.put(id)
-	}
+	d.commit(p) // as Sync does once the maps are written
 	return p
 }
 
@@ -113,35 +108,66 @@ func TestPlanMaglevAndRemoval(t *testing.T) {
 		t.Errorf("maglev table shares %v, want three backends and no empty slot", share)
 	}
 	fes, bes := d.ids.fe.inUse(), d.ids.be.inUse()
-	p, errs := d.planSync([]work{{key: "m"}}, false, 0)
+	p, errs := d.planSync(d.services.Work(nil, changes("m")), false, 0)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	if len(p.delHeads) != 1 || len(p.delMaglev) != 1 || len(p.delBEs) != 3 || len(p.freeFE) != 1 {
 		t.Errorf("deleting the service: plan %+v", p)
 	}
-	if len(d.frontends) != 0 || len(d.services) != 0 {
-		t.Errorf("shadow state left: %d frontends, %d services", len(d.frontends), len(d.services))
+	if len(d.frontends) != 1 || d.services.Len() != 1 || d.ids.fe.inUse() != 1 {
+		t.Errorf("the plan changed the bookkeeping before it was applied: %d frontends, %d services, %d frontend ids",
+			len(d.frontends), d.services.Len(), d.ids.fe.inUse())
+	}
+	d.commit(p)
+	if len(d.frontends) != 0 || d.services.Len() != 0 || d.ids.fe.inUse() != 0 || d.ids.be.inUse() != 0 {
+		t.Errorf("shadow state left: %d frontends, %d services, %d+%d ids", len(d.frontends), d.services.Len(), d.ids.fe.inUse(), d.ids.be.inUse())
 	}
 	if fes != 1 || bes != 3 {
 		t.Errorf("ids in use before delete: %d frontends, %d backends", fes, bes)
 	}
 }
 
-func TestPlanRejectsConflictsAndRollsBack(t *testing.T) {
+func TestPlanRejectsAndRollsBack(t *testing.T) {
 	d := newPlanner(t)
 	planOf(t, d, false, stateOf("a", lb.Random, "198.18.100.1", nil, 0))
 	before := d.ids.be.inUse()
-	other := stateOf("b", lb.Random, "198.18.100.1", nil, 1, 2)
-	p, errs := d.planSync([]work{{other.Key(), other}}, false, 0)
-	if errs["b"] == nil || p.ops() != 0 {
-		t.Fatalf("a second service on the same frontend: errs %v, %d ops", errs, p.ops())
-	}
 	rr := stateOf("c", lb.RR, "198.18.100.9", nil, 1)
-	if _, errs := d.planSync([]work{{rr.Key(), rr}}, false, 0); errs["c"] == nil {
+	if _, errs := d.planSync(d.services.Work(snapshotOf(rr), changes("c")), false, 0); errs["c"] == nil {
 		t.Error("scheduler rr was accepted")
+	}
+	// A backend listed twice fails after the first one got an id.
+	twice := stateOf("d", lb.Random, "198.18.100.8", nil, 1, 1)
+	p, errs := d.planSync(d.services.Work(snapshotOf(twice), changes("d")), false, 0)
+	if errs["d"] == nil || p.ops() != 0 {
+		t.Fatalf("a backend listed twice: errs %v, %d ops", errs, p.ops())
 	}
 	if d.ids.be.inUse() != before {
 		t.Errorf("backend ids in use %d, want %d: a rejected service kept ids", d.ids.be.inUse(), before)
+	}
+}
+
+// TestPlanFrontendMovesBetweenServices: a frontend that one service drops
+// and another takes in the same sync is rewritten in place, keeping its
+// id, never deleted after it was written.
+func TestPlanFrontendMovesBetweenServices(t *testing.T) {
+	d := newPlanner(t)
+	planOf(t, d, false, stateOf("a", lb.Random, "198.18.100.1", nil, 0, 1))
+	id := stateOf("a", lb.Random, "198.18.100.1", nil).Frontends[0].ID()
+	feID := d.frontends[id].id
+	b := stateOf("b", lb.Random, "198.18.100.1", nil, 1, 2)
+	p, errs := d.planSync(d.services.Work(snapshotOf(b), changes("a", "b")), false, 0)
+	if len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	if len(p.delHeads) != 0 || len(p.headKeys) != 1 || p.headVals[0].FeId != feID {
+		t.Errorf("moving frontend: %d heads deleted, %d written (id %d, want %d)", len(p.delHeads), len(p.headKeys), p.headVals[0].FeId, feID)
+	}
+	d.commit(p)
+	if f := d.frontends[id]; f == nil || f.service != "b" || d.services.Len() != 1 {
+		t.Errorf("after the move the frontend belongs to %v, %d services", f, d.services.Len())
+	}
+	if d.ids.fe.inUse() != 1 || d.ids.be.inUse() != 2 {
+		t.Errorf("ids in use: %d frontends, %d backends; want 1 and 2", d.ids.fe.inUse(), d.ids.be.inUse())
 	}
 }

@@ -58,10 +58,10 @@ type nodeAddr = bpf.LBNodeaddrKey
 // current.
 func (d *Datapath) touchesNodePorts(todo []work) bool {
 	for _, w := range todo {
-		if w.state == nil {
+		if w.State == nil {
 			continue
 		}
-		for _, fs := range w.state.Frontends {
+		for _, fs := range w.State.Frontends {
 			if fs.Kind == lb.NodePort && fs.Addr.IsUnspecified() {
 				return true
 			}

@@ -1,24 +1,53 @@
 package ebpf
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"golang.org/x/sys/unix"
 )
 
+// ErrNoCgroupPath is the error of a socket-LB datapath without
+// Options.CgroupPath: there is no default, because the only one would be
+// every process of the machine.
+var ErrNoCgroupPath = errors.New("socket-LB needs a cgroup: it translates the connections of every process " +
+	"in the cgroup it attaches to, whatever network namespace they use, and the default would be the cgroup v2 root, " +
+	"every process of the machine; give the cgroup v2 directory of the clients to balance " +
+	"(create one and move them into it), or the root itself to mean every process")
+
 // cgroupRoot returns the cgroup v2 directory the socket-LB programs attach
-// to: Options.Cgroup, or the cgroup v2 root (/sys/fs/cgroup on a unified
-// hierarchy, /sys/fs/cgroup/unified on a hybrid one).
+// to: Options.CgroupPath, or (for scans that have no options) the cgroup
+// v2 root.
 func (d *Datapath) cgroupRoot() string {
-	if d.opts.Cgroup != "" {
-		return d.opts.Cgroup
+	if d.opts.CgroupPath != "" {
+		return d.opts.CgroupPath
 	}
+	return cgroup2Root()
+}
+
+// cgroup2Root returns where the cgroup v2 hierarchy is mounted:
+// /sys/fs/cgroup on a unified hierarchy, /sys/fs/cgroup/unified on a
+// hybrid one.
+func cgroup2Root() string {
 	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
 		return "/sys/fs/cgroup"
 	}
 	return "/sys/fs/cgroup/unified"
+}
+
+// checkCgroup checks that dir is a cgroup v2 directory.
+func checkCgroup(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return fmt.Errorf("cgroup %s: %w (create it, e.g. with mkdir under %s, and move the client processes into it)", dir, err, cgroup2Root())
+	}
+	if st.Type != unix.CGROUP2_SUPER_MAGIC {
+		return fmt.Errorf("%s is not a cgroup v2 directory (the cgroup v2 hierarchy is mounted at %s)", dir, cgroup2Root())
+	}
+	return nil
 }
 
 // attachSocket attaches the socket-LB programs to the cgroup: they apply

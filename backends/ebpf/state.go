@@ -36,9 +36,9 @@ type beState struct {
 	weight uint32
 }
 
-// svcState is what one service owns.
+// svcState is what one service owns; lb.Applied remembers the state it
+// was programmed from.
 type svcState struct {
-	applied   *lb.ServiceState
 	frontends []lb.FrontendID
 }
 
@@ -60,6 +60,13 @@ type plan struct {
 	delBEs    []uint32
 	// Ids to release once the plan is applied.
 	freeFE, freeBE []uint32
+
+	// The bookkeeping the plan leads to, committed once it is applied:
+	// the services, the frontends programmed (new or changed) and the
+	// frontends removed.
+	services lb.Commit[*svcState]
+	setFE    []*feState
+	dropFE   []lb.FrontendID
 }
 
 // ops returns the number of map entries the plan writes or deletes.

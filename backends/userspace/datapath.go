@@ -64,9 +64,11 @@ type Datapath struct {
 	udpIdle     time.Duration
 	rnd         func() uint64
 
-	mu        sync.RWMutex
-	env       *proxyEnv // nil before the first Sync and after Cleanup
-	services  map[lb.ServiceKey]*service
+	mu  sync.RWMutex
+	env *proxyEnv // nil before the first Sync and after Cleanup
+	// services holds every service with something open, and the state it
+	// was last applied from without any error (nil after an error).
+	services  lb.Applied[*service]
 	frontends map[lb.FrontendID]lb.ServiceKey // owner of every open frontend
 }
 
@@ -83,7 +85,6 @@ func New(opts Options) *Datapath {
 		dialTimeout: opts.DialTimeout,
 		udpIdle:     opts.UDPIdleTimeout,
 		rnd:         rand.Uint64,
-		services:    make(map[lb.ServiceKey]*service),
 		frontends:   make(map[lb.FrontendID]lb.ServiceKey),
 	}
 	if d.log == nil {
@@ -124,11 +125,8 @@ func (d *Datapath) Capabilities() lb.Capabilities {
 	}
 }
 
-// work is one service a Sync must reconcile; state nil means delete.
-type work struct {
-	key   lb.ServiceKey
-	state *lb.ServiceState
-}
+// work is one service a Sync reconciles (lb.Applied's work item).
+type work = lb.Work[*service]
 
 // Sync opens, updates and closes frontends so that the services changed
 // names (or all of them, when changed.Full) run as s describes. Services
@@ -151,16 +149,16 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	// Close the frontends that go away first, so that a frontend moving
 	// from one service to another within this Sync is free to open.
 	for _, w := range todo {
-		d.dropFrontends(w.key, w.state)
+		d.dropFrontends(w)
 	}
 	errs := lb.ServiceErrors{}
 	for _, w := range todo {
-		if w.state == nil {
+		if w.State == nil {
 			continue
 		}
-		if err := d.apply(w.key, w.state); err != nil {
-			errs[w.key] = err
-			d.log.Warn("service not fully programmed", zap.String("service", string(w.key)), zap.Error(err))
+		if err := d.apply(w.Key, w.State); err != nil {
+			errs[w.Key] = err
+			d.log.Warn("service not fully programmed", zap.String("service", string(w.Key)), zap.Error(err))
 		}
 	}
 	if len(errs) > 0 {
@@ -173,39 +171,24 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 // Sync skips services whose state pointer is the one last applied without
 // error: snapshots share unchanged states.
 func (d *Datapath) workList(s *lb.Snapshot, changed lb.ChangeSet) []work {
-	var todo []work
-	if !changed.Full {
-		for _, k := range changed.Keys() {
-			st, _ := s.Service(k)
-			todo = append(todo, work{k, st})
-		}
-		return todo
+	todo := d.services.Pending(s, changed)
+	if changed.Full {
+		slices.SortFunc(todo, func(a, b work) int { return cmp.Compare(a.Key, b.Key) })
 	}
-	s.Range(func(st *lb.ServiceState) bool {
-		if svc, ok := d.services[st.Key()]; !ok || svc.applied != st {
-			todo = append(todo, work{st.Key(), st})
-		}
-		return true
-	})
-	for k := range d.services {
-		if _, ok := s.Service(k); !ok {
-			todo = append(todo, work{k, nil})
-		}
-	}
-	slices.SortFunc(todo, func(a, b work) int { return cmp.Compare(a.key, b.key) })
 	return todo
 }
 
-// dropFrontends closes the frontends of key that st no longer has (all of
-// them when st is nil, which also forgets the service).
-func (d *Datapath) dropFrontends(key lb.ServiceKey, st *lb.ServiceState) {
-	svc, ok := d.services[key]
-	if !ok {
+// dropFrontends closes the frontends of w's service that its new state no
+// longer has (all of them when the service is deleted, which also forgets
+// it).
+func (d *Datapath) dropFrontends(w work) {
+	if !w.Has {
 		return
 	}
+	svc := w.Old
 	want := make(map[lb.FrontendID]bool)
-	if st != nil {
-		for _, fs := range st.Frontends {
+	if w.State != nil {
+		for _, fs := range w.State.Frontends {
 			want[fs.ID()] = true
 		}
 	}
@@ -214,11 +197,11 @@ func (d *Datapath) dropFrontends(key lb.ServiceKey, st *lb.ServiceState) {
 			fe.close()
 			delete(svc.frontends, id)
 			delete(d.frontends, id)
-			d.log.Info("frontend closed", zap.String("service", string(key)), zap.Stringer("frontend", id))
+			d.log.Info("frontend closed", zap.String("service", string(w.Key)), zap.Stringer("frontend", id))
 		}
 	}
-	if st == nil {
-		delete(d.services, key)
+	if w.State == nil {
+		d.services.Delete(w.Key)
 	}
 }
 
@@ -229,12 +212,10 @@ func (d *Datapath) apply(key lb.ServiceKey, st *lb.ServiceState) error {
 	if !d.Capabilities().SupportsScheduler(sched) {
 		return unsupported(key, "scheduler", string(sched))
 	}
-	svc, ok := d.services[key]
+	svc, _, ok := d.services.Get(key)
 	if !ok {
 		svc = newService(key)
-		d.services[key] = svc
 	}
-	svc.applied = nil
 	svc.configure(st, d.env)
 	var errs []error
 	seen := make(map[lb.FrontendID]int)
@@ -274,9 +255,12 @@ func (d *Datapath) apply(key lb.ServiceKey, st *lb.ServiceState) error {
 	}
 	svc.pruneStats(st)
 	if len(errs) > 0 {
+		// Held with what it opened, applied from no state: a full
+		// Sync tries it again.
+		d.services.Set(key, svc, nil)
 		return fmt.Errorf("userspace: %w", joinErrors(errs))
 	}
-	svc.applied = st
+	d.services.Set(key, svc, st)
 	return nil
 }
 
@@ -328,7 +312,7 @@ func (d *Datapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.Inspection,
 	if !ok {
 		return nil, fmt.Errorf("userspace: frontend %s is not served", id)
 	}
-	svc := d.services[key]
+	svc, _, _ := d.services.Get(key)
 	st := svc.frontends[id].currentPool().state()
 	in := &lb.Inspection{Datapath: name, Service: key, Frontend: st.Frontend, Backends: st.Backends}
 	if svc.spec != nil {
@@ -347,10 +331,10 @@ func (d *Datapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.Inspection,
 func (d *Datapath) Cleanup(ctx context.Context) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for key, svc := range d.services {
+	for _, svc := range d.services.All() {
 		svc.closeAll()
-		delete(d.services, key)
 	}
+	d.services.Reset(0)
 	clear(d.frontends)
 	env := d.env
 	d.env = nil

@@ -317,7 +317,7 @@ func activeCounts(t testing.TB, d *Datapath, id lb.FrontendID) []int64 {
 	if !ok {
 		t.Fatalf("frontend %s not served", id)
 	}
-	return d.services[key].frontends[id].currentPool().active()
+	return serviceOf(d, key).frontends[id].currentPool().active()
 }
 
 // waitFor polls cond until it holds; the limit only keeps a broken test
@@ -371,4 +371,10 @@ func expectAcceptedThenClosed(t testing.TB, addr netip.AddrPort) {
 	}
 	defer c.Close()
 	expectClosed(t, c)
+}
+
+// serviceOf returns the running state of service key (nil if none).
+func serviceOf(d *Datapath, key lb.ServiceKey) *service {
+	svc, _, _ := d.services.Get(key)
+	return svc
 }

@@ -13,9 +13,6 @@ import (
 // It is only touched under Datapath.mu.
 type service struct {
 	key lb.ServiceKey
-	// applied is the state last applied without any error; a full Sync
-	// skips the service while the snapshot still holds this very pointer.
-	applied *lb.ServiceState
 	// spec is the service definition last configured, for Inspect.
 	spec      *lb.Service
 	frontends map[lb.FrontendID]frontend

@@ -218,7 +218,7 @@ func TestTCPRemovedBackendKeepsConnections(t *testing.T) {
 		t.Fatalf("first rr connection went to %s, want b0", name)
 	}
 	d.mu.RLock()
-	listener := d.services["web"].frontends[fe.ID()]
+	listener := serviceOf(d, "web").frontends[fe.ID()]
 	d.mu.RUnlock()
 
 	if err := d.Sync(t.Context(), (*lb.Snapshot)(nil).With(simpleState("web", lb.RR, fe, backendsOf(b1))),
@@ -226,7 +226,7 @@ func TestTCPRemovedBackendKeepsConnections(t *testing.T) {
 		t.Fatalf("Sync: %v", err)
 	}
 	d.mu.RLock()
-	same := d.services["web"].frontends[fe.ID()] == listener
+	same := serviceOf(d, "web").frontends[fe.ID()] == listener
 	d.mu.RUnlock()
 	if !same {
 		t.Fatal("a backend-only change replaced the frontend's listener")

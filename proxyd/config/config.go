@@ -173,8 +173,14 @@ type EBPFConfig struct {
 	// XDPMode is "native" (default) or "generic".
 	XDPMode string `yaml:"xdpMode"`
 	// PinPath is the bpffs directory where maps and links are pinned so
-	// traffic keeps flowing across restarts; empty pins nothing.
+	// traffic keeps flowing across restarts; empty pins nothing; flag
+	// --ebpf-pin-path. proxyd exits at start when it is not on a bpffs.
 	PinPath string `yaml:"pinPath"`
+	// CgroupPath is the cgroup v2 directory the socket-LB programs attach
+	// to; flag --ebpf-cgroup-path. Socket-LB balances every process in it,
+	// whatever --netns says, so it has no default: socket-LB is refused
+	// until it is set (to the cgroup v2 root to mean every process).
+	CgroupPath string `yaml:"cgroupPath"`
 }
 
 // eBPF attach modes and XDP modes of lbkit.ebpf.

@@ -108,6 +108,10 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	r.strField("ebpf-attach", "eBPF attach mode: tc, xdp or socket", func(c *Config) *string { return &c.Lbkit.EBPF.Attach }, "lbkit.ebpf.attach")
 	r.boolField("ebpf-socket-lb", d.Lbkit.EBPF.SocketLB, "also attach the socket-LB programs in tc and xdp mode",
 		func(c *Config) []*bool { return []*bool{&c.Lbkit.EBPF.SocketLB} }, "lbkit.ebpf.socketLB")
+	r.strField("ebpf-pin-path", "bpffs directory where eBPF maps and links are pinned, so traffic survives restarts; empty pins nothing (needs a mounted bpffs: mount -t bpf bpffs /sys/fs/bpf)",
+		func(c *Config) *string { return &c.Lbkit.EBPF.PinPath }, "lbkit.ebpf.pinPath")
+	r.strField("ebpf-cgroup-path", "cgroup v2 directory whose processes socket-LB balances, whatever --netns says; required with socket-LB (give the cgroup v2 root, e.g. /sys/fs/cgroup, to mean every process of the machine)",
+		func(c *Config) *string { return &c.Lbkit.EBPF.CgroupPath }, "lbkit.ebpf.cgroupPath")
 
 	// lbkit's own: the sync timing of whichever mode is active.
 	for _, s := range []struct {

@@ -183,6 +183,9 @@ func (v *validator) lbkit(l *LbkitConfig) {
 	if l.EBPF.PinPath != "" && !filepath.IsAbs(l.EBPF.PinPath) {
 		v.bad("lbkit.ebpf.pinPath", l.EBPF.PinPath, "must be an absolute path in a bpffs, such as %s", DefaultEBPFPinDir)
 	}
+	if l.EBPF.CgroupPath != "" && !filepath.IsAbs(l.EBPF.CgroupPath) {
+		v.bad("lbkit.ebpf.cgroupPath", l.EBPF.CgroupPath, "must be an absolute path of a cgroup v2 directory, such as /sys/fs/cgroup/lbkit-clients")
+	}
 }
 
 // sync checks a section's syncPeriod and minSyncPeriod.
