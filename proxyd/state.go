@@ -110,8 +110,9 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 }
 
 // ebpfCgroup is the cgroup the eBPF datapath attaches its socket-LB
-// programs to; empty means the datapath's default.
-func ebpfCgroup(*config.Config) string { return "" }
+// programs to (lbkit.ebpf.cgroupPath); empty makes the scan look at the
+// cgroup v2 root.
+func ebpfCgroup(cfg *config.Config) string { return cfg.Lbkit.EBPF.CgroupPath }
 
 // stateNamesOfMode returns the kinds of state a mode's datapath installs.
 // In iptables mode that is the configured flavour, or both when none is
