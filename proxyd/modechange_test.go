@@ -19,6 +19,8 @@ import (
 type modeRun struct {
 	mode  string
 	flags []string
+	// lbkit is the lbkit: section of a config file, if any.
+	lbkit string
 	// leftover reports whether the mode's kernel state is in the node
 	// namespace, reading it back with the tools an operator would use.
 	leftover func(t *testing.T, node *netns.Host) bool
@@ -135,6 +137,14 @@ func startMode(t *testing.T, bin string, m modeRun, topo *netns.Topology, servic
 	args := append([]string{"--mode", m.mode, "--netns", topo.Node.Path, "--services", services,
 		"--metrics-bind-address", freeAddr(t, "tcp"), "--healthz-bind-address", "",
 		"--hostname-override", "node-a", "--log-format=console", "--min-sync-period=0"}, m.flags...)
+	if m.lbkit != "" {
+		cfg := filepath.Join(t.TempDir(), "config.yaml")
+		body := "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlbkit:\n" + m.lbkit
+		if err := os.WriteFile(cfg, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", cfg)
+	}
 	logs := &safeBuffer{}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -164,5 +174,50 @@ func (p *proxydProc) stop(t *testing.T) {
 		}
 	case <-time.After(e2eWait):
 		t.Fatal("proxyd did not stop after SIGTERM")
+	}
+}
+
+// modeChangeChildEnv marks the re-executed test process that runs in a
+// private mount namespace with its own bpffs on /sys/fs/bpf.
+const modeChangeChildEnv = "LBKIT_MODECHANGE_CHILD"
+
+// TestModeChangeFromEBPF: eBPF programs pinned by an earlier proxyd (so
+// they kept serving after it exited) used to stay attached after a switch
+// to nftables, stealing its traffic. In a private mount namespace with its
+// own bpffs.
+func TestModeChangeFromEBPF(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the proxyd binary")
+	}
+	if os.Getenv(modeChangeChildEnv) == "" {
+		netns.Require(t)
+		if _, err := exec.LookPath("unshare"); err != nil {
+			t.Skipf("unshare not found (util-linux): %v", err)
+		}
+		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
+			os.Args[0], "-test.run", "^TestModeChangeFromEBPF$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), modeChangeChildEnv+"=1")
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS: TestModeChangeFromEBPF") {
+			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
+		}
+		return
+	}
+	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+		t.Skipf("mount a bpffs on /sys/fs/bpf in the private mount namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount("/sys/fs/bpf", 0) })
+	bin := buildProxyd(t)
+	for _, attach := range []string{"tc", "xdp"} {
+		t.Run(attach, func(t *testing.T) {
+			pins := "/sys/fs/bpf/lbkit-modechange-" + attach
+			ebpfRun := modeRun{mode: "ebpf", flags: []string{"--ebpf-attach=" + attach, "--ebpf-pin-path=" + pins},
+				lbkit: "  ebpf:\n    xdpMode: generic\n",
+				leftover: func(t *testing.T, _ *netns.Host) bool {
+					_, err := os.Stat(pins)
+					return err == nil
+				}}
+			modeChange(t, bin, ebpfRun, nftablesRun)
+		})
 	}
 }
