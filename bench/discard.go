@@ -28,3 +28,6 @@ func (Discard) Sync(context.Context, *lb.Snapshot, lb.ChangeSet) error { return 
 
 // Cleanup does nothing.
 func (Discard) Cleanup(context.Context) error { return nil }
+
+// Close releases nothing.
+func (Discard) Close() error { return nil }

@@ -13,12 +13,28 @@ import (
 // snapshot) and should touch nothing else. A datapath that fails to program
 // some services but not others returns a ServiceErrors naming them; any other
 // error makes the engine's next sync a full one.
+//
+// Every datapath has the same lifecycle:
+//
+//   - New (in its package) checks its options and returns an error when
+//     they cannot work, before anything is programmed.
+//   - Sync programs; Adopt (see Adopter), when implemented, takes over what
+//     an earlier process left instead of flushing it.
+//   - Close releases the process's handles (sockets, file descriptors,
+//     goroutines) and keeps the kernel state, so traffic keeps flowing
+//     across a restart and the next process adopts it. State that only
+//     lives in the process (the userspace proxy's listeners, eBPF programs
+//     that are not pinned) ends with it.
+//   - Cleanup removes everything the datapath installed, including what an
+//     earlier process left; it is idempotent.
 type Datapath interface {
 	Name() string
 	Capabilities() Capabilities
 	Sync(ctx context.Context, s *Snapshot, changed ChangeSet) error
 	// Cleanup removes everything the datapath ever installed.
 	Cleanup(ctx context.Context) error
+	// Close releases the datapath's handles and keeps the kernel state.
+	Close() error
 }
 
 // ChangeSet names the services whose state differs from the last successful

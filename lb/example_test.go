@@ -19,6 +19,7 @@ func (printer) Capabilities() lb.Capabilities {
 	}
 }
 func (printer) Cleanup(context.Context) error { return nil }
+func (printer) Close() error                  { return nil }
 func (printer) Sync(_ context.Context, s *lb.Snapshot, cs lb.ChangeSet) error {
 	for _, key := range cs.Keys() {
 		st, ok := s.Service(key)

@@ -12,6 +12,7 @@ type recorder struct {
 	name     string
 	mu       sync.Mutex
 	cleaned  int // Cleanup calls
+	closed   int // Close calls
 	cleanErr error
 	caps     Capabilities
 	syncs    []ChangeSet
@@ -40,6 +41,13 @@ func (r *recorder) Name() string {
 }
 
 func (r *recorder) Capabilities() Capabilities { return r.caps }
+
+func (r *recorder) Close() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.closed++
+	return nil
+}
 
 func (r *recorder) Cleanup(context.Context) error {
 	r.mu.Lock()

@@ -57,8 +57,10 @@ func (e *Engine) retireOld(ctx context.Context) {
 // ServiceErrors for some services counts as success) is the old datapath
 // cleaned up. If dp's sync fails as a whole, the old datapath stays in
 // place and keeps serving, the engine resyncs it in full, and Handoff
-// returns the error. An error cleaning up the old datapath is returned
-// after dp took over; the cleanup is retried after the next full sync.
+// returns the error (dp is left to the caller to Cleanup and Close). After
+// a successful cleanup the old datapath is closed. An error cleaning up
+// the old datapath is returned after dp took over; the cleanup is retried
+// after the next full sync.
 func (e *Engine) Handoff(ctx context.Context, dp Datapath) error {
 	if dp == nil {
 		return errors.New("lb: Handoff: nil datapath")
@@ -90,6 +92,9 @@ func (e *Engine) Handoff(ctx context.Context, dp Datapath) error {
 			old.Name(), dp.Name(), dp.Name(), old.Name(), cerr)
 	}
 	e.log.Info("removed the state of a previous datapath", "datapath", old.Name())
+	if cerr := old.Close(); cerr != nil {
+		e.log.Warn("could not release the previous datapath's handles", "datapath", old.Name(), "error", cerr)
+	}
 	return nil
 }
 

@@ -20,7 +20,7 @@ func TestHandoffSyncsNewThenCleansOld(t *testing.T) {
 	if err := e.Handoff(context.Background(), next); err != nil {
 		t.Fatal(err)
 	}
-	if e.Datapath() != next || old.cleanups() != 1 {
+	if e.Datapath() != next || old.cleanups() != 1 || old.closed != 1 || next.closed != 0 {
 		t.Fatalf("datapath %s, old cleaned %d times", e.Datapath().Name(), old.cleanups())
 	}
 	cs, snap := next.last()

@@ -203,10 +203,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	for _, s := range servers {
 		_ = s.srv.Shutdown(sctx)
 	}
+	// Close keeps a kernel datapath programmed, so traffic flows while
+	// proxyd restarts; the userspace proxy's listeners end with it.
 	if persistent(mode) {
-		log.Info("leaving the datapath programmed; proxyd --cleanup removes it", zap.String("mode", mode))
-	} else if err := dp.Cleanup(sctx); err != nil {
-		log.Warn("userspace datapath did not stop cleanly", zap.Error(err))
+		log.Info("leaving the datapath programmed; proxyd --cleanup removes it", zap.String("mode", eng.Datapath().Name()))
+	}
+	if err := eng.Datapath().Close(); err != nil {
+		log.Warn("the datapath did not close cleanly", zap.Error(err))
 	}
 	return runErr
 }

@@ -26,6 +26,7 @@ func (d *snapshotDatapath) Sync(context.Context, *lb.Snapshot, lb.ChangeSet) err
 	return nil
 }
 func (d *snapshotDatapath) Cleanup(context.Context) error { return nil }
+func (d *snapshotDatapath) Close() error                  { return nil }
 
 func (d *snapshotDatapath) Inspect(_ context.Context, id lb.FrontendID) (*lb.Inspection, error) {
 	var in *lb.Inspection

@@ -29,7 +29,7 @@ func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.D
 			Netns:          cfg.Lbkit.Netns,
 			Logger:         log.Named("userspace"),
 			UDPIdleTimeout: cfg.Lbkit.Userspace.UDPIdleTimeout.Duration,
-		}), nil
+		})
 	}
 	if mode == config.ModeIPVS {
 		if err := ipvs.Available(); err != nil {

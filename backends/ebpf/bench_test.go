@@ -54,7 +54,7 @@ func loadedDatapath(b testing.TB) *Datapath {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = d.Close() })
+	b.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 	if err := d.Sync(context.Background(), nil, lb.ChangeSet{Full: true}); err != nil {
 		b.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ebpf
 
 import (
 	"bufio"
+	"context"
 	"net"
 	"net/netip"
 	"testing"
@@ -26,7 +27,7 @@ func BenchmarkConnections(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				b.Cleanup(func() { _ = d.Close() })
+				b.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 				fe := lb.Frontend{Addr: netip.MustParseAddr("198.18.100.1"), Port: 80, Protocol: lb.TCP, Kind: lb.LoadBalancer}
 				svc := &lb.Service{Key: "bench", Frontends: []lb.Frontend{fe}, ExternalPolicy: lb.PolicyLocal}
 				st := &lb.ServiceState{Service: svc, Frontends: []lb.FrontendState{{Frontend: fe}}}

@@ -264,5 +264,12 @@ func (d *Datapath) release() {
 	waitWatchers(ws)
 }
 
-// Close is Cleanup: the watcher has ended when it returns.
-func (d *Datapath) Close() error { return d.Cleanup(context.Background()) }
+// Close releases this process's handles and keeps the kernel state, as
+// an exit does: with Options.PinPath the programs stay attached and the
+// maps pinned, traffic keeps flowing and the next process adopts them;
+// without a pin path the kernel frees what nothing holds any more. The
+// interface watcher has ended when it returns.
+func (d *Datapath) Close() error {
+	d.release()
+	return nil
+}

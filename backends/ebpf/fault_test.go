@@ -187,7 +187,7 @@ func TestFailedApplyLeaksNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = d.Close() })
+		t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 		if err := d.Sync(ctx, s0, lb.ChangeSet{Full: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -249,7 +249,7 @@ func TestMapFullLeaksNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Close() })
+	t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 	s0 := snapshotOf(
 		multiState("a", lb.Random, []string{"198.18.100.1"}, nil, 0, 1),
 		multiState("b", lb.Random, []string{"198.18.100.2"}, nil, 2),

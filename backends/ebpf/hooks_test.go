@@ -223,7 +223,7 @@ func TestRejectIPv6(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = d.Close() })
+	t.Cleanup(func() { _ = d.Cleanup(context.Background()) })
 	vip := netip.MustParseAddr("2001:2:0:100::1")
 	fes := []lb.Frontend{
 		{Addr: vip, Port: 80, Protocol: lb.TCP, Kind: lb.ClusterIP},

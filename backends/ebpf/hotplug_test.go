@@ -80,8 +80,8 @@ func TestHotplugTC(t *testing.T) {
 				t.Errorf("the first client after lbhot0 went away: %v", err)
 			}
 
-			if err := h.d.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
+			if err := h.d.Cleanup(context.Background()); err != nil {
+				t.Fatalf("Cleanup: %v", err)
 			}
 			if s := h.d.AttachStatus(); s.Watching || len(s.Interfaces) > 0 {
 				t.Errorf("after Close: %+v, want no watcher and no interfaces", s)
@@ -183,8 +183,8 @@ func TestHotplugXDP(t *testing.T) {
 		t.Errorf("status %+v: want no attach errors", s)
 	}
 
-	if err := h.d.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
+	if err := h.d.Cleanup(context.Background()); err != nil {
+		t.Fatalf("Cleanup: %v", err)
 	}
 	left, err := leftovers(h.topo.Node.Path)
 	if err != nil {

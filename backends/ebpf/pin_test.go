@@ -152,7 +152,9 @@ func TestPinnedRestart(t *testing.T) {
 	hotRequest("first process")
 
 	before := ids(d1)
-	d1.release() // the process "exits"
+	if err := d1.Close(); err != nil { // the process "exits"
+		t.Fatal(err)
+	}
 	request("no process")
 	echo("no process")
 	hotRequest("no process")

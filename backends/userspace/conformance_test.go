@@ -12,6 +12,10 @@ import (
 // as root, on 127.0.0.1 otherwise.
 func TestConformance(t *testing.T) {
 	conformance.Run(t, func(t *testing.T, env *conformance.Env) lb.Datapath {
-		return userspace.New(userspace.Options{Netns: env.Netns, Logger: env.Logger})
+		d, err := userspace.New(userspace.Options{Netns: env.Netns, Logger: env.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
 	}, conformance.Options{LocalVIPs: true, Loopback: true, KeepsEstablished: true})
 }

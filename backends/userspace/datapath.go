@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -77,8 +78,17 @@ var (
 	_ lb.Inspector = (*Datapath)(nil)
 )
 
-// New returns a datapath with nothing programmed.
-func New(opts Options) *Datapath {
+// New returns a datapath with nothing programmed, or an error naming the
+// option that cannot work.
+func New(opts Options) (*Datapath, error) {
+	switch {
+	case opts.DialTimeout < 0:
+		return nil, fmt.Errorf("userspace: DialTimeout %s is negative", opts.DialTimeout)
+	case opts.UDPIdleTimeout < 0:
+		return nil, fmt.Errorf("userspace: UDPIdleTimeout %s is negative", opts.UDPIdleTimeout)
+	case opts.Netns != "" && runtime.GOOS != "linux":
+		return nil, fmt.Errorf("userspace: Netns %q: network namespaces are only supported on Linux, not %s", opts.Netns, runtime.GOOS)
+	}
 	d := &Datapath{
 		log:         opts.Logger,
 		netns:       opts.Netns,
@@ -90,10 +100,10 @@ func New(opts Options) *Datapath {
 	if d.log == nil {
 		d.log = zap.NewNop()
 	}
-	if d.dialTimeout <= 0 {
+	if d.dialTimeout == 0 {
 		d.dialTimeout = DefaultDialTimeout
 	}
-	if d.udpIdle <= 0 {
+	if d.udpIdle == 0 {
 		d.udpIdle = DefaultUDPIdleTimeout
 	}
 	if src := opts.Rand; src != nil {
@@ -104,7 +114,7 @@ func New(opts Options) *Datapath {
 			return src.Uint64()
 		}
 	}
-	return d
+	return d, nil
 }
 
 // Name returns "userspace".

@@ -192,7 +192,10 @@ func newTestDatapath(t testing.TB, opts Options) *Datapath {
 	if opts.Logger == nil {
 		opts.Logger = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
 	}
-	d := New(opts)
+	d, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if err := d.Close(); err != nil {
 			t.Errorf("Close: %v", err)

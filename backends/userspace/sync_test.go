@@ -250,7 +250,10 @@ func TestInspectReportsKindAndBackends(t *testing.T) {
 }
 
 func TestNameAndCapabilities(t *testing.T) {
-	d := New(Options{})
+	d, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer d.Close()
 	if d.Name() != "userspace" {
 		t.Fatalf("Name() = %q", d.Name())

@@ -68,7 +68,10 @@ func balance(ctx context.Context, n int, sched lb.Scheduler, out io.Writer) (map
 	}
 
 	// The datapath and the engine that drives it.
-	dp := userspace.New(userspace.Options{Logger: zap.NewNop()})
+	dp, err := userspace.New(userspace.Options{Logger: zap.NewNop()})
+	if err != nil {
+		return nil, err
+	}
 	defer dp.Close()
 	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "example"})
 	if err != nil {

@@ -19,6 +19,7 @@ func (discard) Capabilities() lb.Capabilities {
 }
 func (discard) Sync(context.Context, *lb.Snapshot, lb.ChangeSet) error { return nil }
 func (discard) Cleanup(context.Context) error                          { return nil }
+func (discard) Close() error                                           { return nil }
 
 func TestWithEngine(t *testing.T) {
 	eng, err := lb.NewEngine(discard{}, lb.Config{SyncPeriod: 10 * time.Second})

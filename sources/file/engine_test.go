@@ -26,6 +26,7 @@ type discard struct {
 func (d *discard) Name() string                  { return "discard" }
 func (d *discard) Capabilities() lb.Capabilities { return d.caps }
 func (d *discard) Cleanup(context.Context) error { return nil }
+func (d *discard) Close() error                  { return nil }
 func (d *discard) Sync(_ context.Context, _ *lb.Snapshot, cs lb.ChangeSet) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
