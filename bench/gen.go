@@ -1,6 +1,10 @@
 // Package bench generates the deterministic service sets that every lbkit
-// benchmark shares, and holds the engine benchmarks; datapath benchmarks
-// (bench/<datapath>) use the same generator so their numbers compare.
+// benchmark shares (Generate), and holds the benchmarks that span more
+// than one package: the engine's (BenchmarkSnapshot,
+// BenchmarkOneEndpointChange) and the datapaths compared side by side on
+// real traffic (BenchmarkConnections, BenchmarkDatapathCost). The sync
+// benchmarks of iptables, nftables and eBPF live in their packages'
+// bench_test.go and use the same generator, so their numbers compare.
 package bench
 
 import (

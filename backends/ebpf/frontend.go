@@ -131,7 +131,8 @@ func planFrontend(p *plan, ids *allocators, mem *arena, st *lb.ServiceState, fs 
 }
 
 // slotsOf returns the backend id of every slot: one slot per backend when
-// the weights are equal, else as expandSlots shares them out.
+// the weights are equal, else as lb.SlotTable shares lb.MaxSlots out (the
+// split every slot-based datapath uses).
 func slotsOf(mem *arena, bes []beState) []uint32 {
 	equal := true
 	for _, b := range bes {
@@ -148,9 +149,10 @@ func slotsOf(mem *arena, bes []beState) []uint32 {
 	for i, b := range bes {
 		weights[i] = b.weight
 	}
-	var out []uint32
-	for _, i := range expandSlots(weights) {
-		out = append(out, bes[i].id)
+	table := lb.SlotTable(weights, lb.MaxSlots)
+	out := mem.idSlice(len(table))
+	for j, i := range table {
+		out[j] = bes[i].id
 	}
 	return out
 }

@@ -30,10 +30,6 @@ const (
 	inlineSlots = len(bpf.LBSvcValue{}.InlineIds)
 )
 
-// maxSlots bounds the slots of one frontend: weights are scaled down to fit
-// (each backend keeps at least one slot).
-const maxSlots = 1024
-
 // addrWords returns a as the four 32-bit words of the BPF structs: the
 // address bytes in network order in memory, IPv4 in the first word.
 func addrWords(a netip.Addr) [4]uint32 {
@@ -138,47 +134,4 @@ func frontendFlags(st *lb.ServiceState, fe lb.Frontend) uint8 {
 		}
 	}
 	return f
-}
-
-// expandSlots returns, for weighted random selection, the backend index of
-// every slot: backend i appears in proportion to weights[i]. Weights are
-// divided by their greatest common divisor and, when their sum exceeds
-// maxSlots, scaled down so that it fits (each backend keeps a slot).
-func expandSlots(weights []uint32) []int {
-	if len(weights) == 0 {
-		return nil
-	}
-	w := make([]uint64, len(weights))
-	var g, sum uint64
-	for i, x := range weights {
-		w[i] = max(uint64(x), 1)
-		g = gcd(g, w[i])
-	}
-	for i := range w {
-		w[i] /= g
-		sum += w[i]
-	}
-	limit := uint64(max(maxSlots, len(weights)))
-	if sum > limit {
-		// Scale to the room left after one slot each, so the total
-		// stays within limit.
-		room := limit - uint64(len(w))
-		for i := range w {
-			w[i] = 1 + w[i]*room/sum
-		}
-	}
-	var slots []int
-	for i, n := range w {
-		for range n {
-			slots = append(slots, i)
-		}
-	}
-	return slots
-}
-
-func gcd(a, b uint64) uint64 {
-	for b != 0 {
-		a, b = b, a%b
-	}
-	return a
 }

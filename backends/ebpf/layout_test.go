@@ -7,6 +7,7 @@ import (
 	"unsafe"
 
 	"github.com/lbkit/lbkit/bpf"
+	"github.com/lbkit/lbkit/internal/slottest"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -77,38 +78,23 @@ func TestStructSizesMatchC(t *testing.T) {
 	}
 }
 
-func TestExpandSlots(t *testing.T) {
-	count := func(slots []int, n int) []int {
-		c := make([]int, n)
-		for _, s := range slots {
-			c[s]++
+// TestSlotsOfSharedSplit: the slots planFrontend programs (slotsOf) split
+// every weight set of the shared table exactly as the other slot-based
+// datapaths do (internal/slottest, lb.SlotCounts).
+func TestSlotsOfSharedSplit(t *testing.T) {
+	var mem arena
+	for _, tc := range slottest.Cases() {
+		bes := make([]beState, len(tc.Weights))
+		for i, w := range tc.Weights {
+			bes[i] = beState{id: uint32(100 + i), weight: max(w, 1)}
 		}
-		return c
-	}
-	for _, tc := range []struct {
-		weights []uint32
-		want    []int
-	}{
-		{[]uint32{1, 1, 1}, []int{1, 1, 1}},
-		{[]uint32{1, 1, 4}, []int{1, 1, 4}},
-		{[]uint32{10, 10, 40}, []int{1, 1, 4}}, // divided by the gcd
-		{[]uint32{0, 2}, []int{1, 2}},          // 0 counts as 1
-		{nil, []int{}},
-	} {
-		got := count(expandSlots(tc.weights), len(tc.weights))
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("expandSlots(%v) counts %v, want %v", tc.weights, got, tc.want)
+		got := make([]int, len(bes))
+		for _, id := range slotsOf(&mem, bes) {
+			got[id-100]++
 		}
-	}
-	// Huge, coprime weights are scaled into maxSlots, every backend keeps a
-	// slot, and the proportions hold roughly.
-	slots := expandSlots([]uint32{65535, 1, 32768})
-	if len(slots) > maxSlots {
-		t.Fatalf("%d slots, want at most %d", len(slots), maxSlots)
-	}
-	c := count(slots, 3)
-	if c[1] < 1 || c[0] < 2*c[2]-2 || c[0] > 2*c[2]+2 {
-		t.Errorf("scaled counts %v do not follow weights 65535, 1, 32768", c)
+		if !slices.Equal(got, tc.Counts) {
+			t.Errorf("weights %v: slot counts %v, want %v", tc.Weights, got, tc.Counts)
+		}
 	}
 }
 

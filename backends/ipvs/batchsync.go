@@ -7,7 +7,6 @@ import (
 
 	"go.uber.org/zap"
 
-	"github.com/lbkit/lbkit/internal/conntrack"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -89,7 +88,7 @@ func (d *Datapath) forget(k vsKey) {
 // virtual server created meanwhile); what still fails is that service's
 // error in errs. One bad virtual server never keeps the others from being
 // programmed.
-func (d *Datapath) applyAll(keys []vsKey, want map[vsKey]*virtualServer, stale *[]conntrack.Flow, errs lb.ServiceErrors) {
+func (d *Datapath) applyAll(keys []vsKey, want map[vsKey]*virtualServer, errs lb.ServiceErrors) {
 	q := &ipvsBatch{g: d.ipvs.g}
 	var alone []vsKey // dirty: read back, then applied one by one
 	for _, k := range keys {
@@ -102,7 +101,7 @@ func (d *Datapath) applyAll(keys []vsKey, want map[vsKey]*virtualServer, stale *
 	failed := map[vsKey]bool{}
 	if q.b.len() > 0 {
 		for i, err := range d.sendBatch(q) {
-			if !d.acked(q.ops[i], want[q.ops[i].vs], err, stale) {
+			if !d.acked(q.ops[i], want[q.ops[i].vs], err) {
 				failed[q.ops[i].vs] = true
 			}
 		}
@@ -116,7 +115,7 @@ func (d *Datapath) applyAll(keys []vsKey, want map[vsKey]*virtualServer, stale *
 	}
 	slices.SortFunc(alone, compareKeys)
 	for _, k := range alone {
-		if err := d.applyVS(k, want[k], stale); err != nil {
+		if err := d.applyVS(k, want[k]); err != nil {
 			errs[want[k].service] = err
 		}
 	}
@@ -163,7 +162,7 @@ func (d *Datapath) queueVS(q *ipvsBatch, k vsKey, want *virtualServer) {
 
 // acked applies the outcome of one request to the kernel view and reports
 // whether it succeeded (a real server already deleted counts as deleted).
-func (d *Datapath) acked(o op, want *virtualServer, err error, stale *[]conntrack.Flow) bool {
+func (d *Datapath) acked(o op, want *virtualServer, err error) bool {
 	if o.cmd == cmdDelDest && notFound(err) {
 		err = nil
 	}
@@ -192,7 +191,6 @@ func (d *Datapath) acked(o op, want *virtualServer, err error, stale *[]conntrac
 	case cmdDelDest:
 		delete(cur.dests, o.dest)
 		delete(d.draining, drainKey{o.vs, o.dest})
-		*stale = append(*stale, conntrack.Flow{Frontend: netip.AddrPortFrom(o.vs.Addr, o.vs.Port), Backend: o.dest})
 	}
 	return true
 }

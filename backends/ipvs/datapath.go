@@ -47,6 +47,9 @@ type Datapath struct {
 	svcVS    map[lb.ServiceKey][]vsKey
 	bindRefs map[netip.Addr]int
 	bound    map[netip.Addr]bool
+	// states is the state of every service as last programmed without
+	// error, from which lb.StaleUDP derives stale UDP conntrack entries.
+	states map[lb.ServiceKey]*lb.ServiceState
 	// draining real servers, and the timer that checks them.
 	draining   map[drainKey]drainState
 	drainTimer *time.Timer
@@ -78,6 +81,7 @@ func (d *Datapath) reset() {
 	d.ready = false
 	d.kvs, d.dirty = map[vsKey]*virtualServer{}, map[vsKey]bool{}
 	d.want, d.svcVS = map[vsKey]*virtualServer{}, map[lb.ServiceKey][]vsKey{}
+	d.states = map[lb.ServiceKey]*lb.ServiceState{}
 	d.bindRefs, d.bound = map[netip.Addr]int{}, map[netip.Addr]bool{}
 	d.draining, d.adopted = map[drainKey]drainState{}, nil
 	if d.drainTimer != nil {

@@ -9,8 +9,9 @@
 // locally, where IPVS takes it; NodePorts are virtual servers on the
 // node's own addresses. The source NAT that Service semantics need
 // (masqueradeAll, clusterCIDR, external traffic under the Cluster policy,
-// hairpin) is four nftables rules whose matches are set lookups, so a change
-// edits set elements, never rules.
+// hairpin) is three nftables rules per family (tables "ip lbkit-ipvs" and
+// "ip6 lbkit-ipvs"), whose matches are set lookups, so a change edits set
+// elements, never rules.
 //
 // Each service picks its own IPVS scheduler (rr, wrr, lc, wlc, sh, dh, sed,
 // nq, and mh for lb.Maglev); ClientIP affinity is IPVS persistence. A sync

@@ -1,57 +1,50 @@
 package ipvs
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"os"
 	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
+
+	"github.com/lbkit/lbkit/internal/nftutil"
 )
 
 // The masquerade rules live in two nftables tables named natTable, one per
 // family, each with one chain and three rules (see README.md):
 //
 //	chain postrouting { type nat hook postrouting priority srcnat;
-//	  ct original daddr . meta l4proto . ct original proto-dst @masq masquerade
-//	  ct original daddr . meta l4proto . ct original proto-dst @outside saddr != @cidrs masquerade
-//	  saddr . daddr @hairpin masquerade
+//	  ct original daddr . meta l4proto . ct original proto-dst @masq masquerade fully-random
+//	  ct original daddr . meta l4proto . ct original proto-dst @outside saddr != @cidrs masquerade fully-random
+//	  saddr . daddr @hairpin masquerade fully-random
 //	}
 //
 // IPVS rewrites the destination after conntrack saw the packet, so the
 // original direction of the conntrack entry still names the frontend.
-// Changes edit set elements only.
+// Changes edit set elements only. The expressions, keys, connection and
+// element writes are internal/nftutil's, shared with backends/nftables.
 const (
 	setMasq    = "masq"
 	setOutside = "outside"
 	setCIDRs   = "cidrs"
 	setHairpin = "hairpin"
 	chainPost  = "postrouting"
-	// elemChunk bounds the elements of one set message (its attribute
-	// length is 16 bits).
-	elemChunk = 256
 	// sockBuf is the netlink buffer size asked for, so that a full sync
 	// of many thousand elements fits one transaction.
 	sockBuf = 16 << 20
 )
 
-// natFamily is the per-family layout of the rules.
+// natFamily is one family's table.
 type natFamily struct {
-	fam     nftables.TableFamily
-	addrLen uint32
-	// Register numbers (32-bit registers) of the frontend key and the
-	// hairpin key; the offsets of saddr and daddr in the IP header.
-	saddrOff, daddrOff uint32
-	addrType           nftables.SetDatatype
+	fam      nftables.TableFamily
+	v6       bool
+	addrType nftables.SetDatatype
 }
 
 var natFamilies = [2]natFamily{
-	{fam: nftables.TableFamilyIPv4, addrLen: 4, saddrOff: 12, daddrOff: 16, addrType: nftables.TypeIPAddr},
-	{fam: nftables.TableFamilyIPv6, addrLen: 16, saddrOff: 8, daddrOff: 24, addrType: nftables.TypeIP6Addr},
+	{fam: nftables.TableFamilyIPv4, addrType: nftables.TypeIPAddr},
+	{fam: nftables.TableFamilyIPv6, v6: true, addrType: nftables.TypeIP6Addr},
 }
 
 // famIndex returns 0 for IPv4 and 1 for IPv6.
@@ -157,35 +150,19 @@ type nat struct {
 	elems   *natElems // what the sets hold
 }
 
-// dial opens an nftables connection in the namespace with large buffers.
-func (n *nat) dial() (*nftables.Conn, func(), error) {
-	opts := []nftables.ConnOption{nftables.WithSockOptions(func(c *netlink.Conn) error {
-		rc, err := c.SyscallConn()
-		if err != nil {
-			return err
-		}
-		return rc.Control(func(fd uintptr) {
-			// Forcing needs CAP_NET_ADMIN, which programming nftables
-			// needs anyway; if it fails the defaults stay.
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sockBuf)
-			_ = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sockBuf)
-		})
-	})}
-	closeNS := func() {}
-	if n.netns != "" {
-		f, err := os.Open(n.netns)
-		if err != nil {
-			return nil, nil, fmt.Errorf("ipvs: nftables: %w", err)
-		}
-		closeNS = func() { f.Close() }
-		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
-	}
-	conn, err := nftables.New(opts...)
+// dial opens an nftables connection in the namespace with large buffers;
+// done closes it.
+func (n *nat) dial() (conn *nftables.Conn, done func(), err error) {
+	c, err := nftutil.Dial(n.netns)
 	if err != nil {
-		closeNS()
-		return nil, nil, fmt.Errorf("ipvs: nftables connection: %w", err)
+		return nil, nil, fmt.Errorf("ipvs: nftables: %w", err)
 	}
-	return conn, closeNS, nil
+	if c.Netlink != nil {
+		// If the buffers cannot be raised the defaults stay, and a big
+		// transaction fails with an error of its own.
+		_ = nftutil.SetSockBuf(c.Netlink, sockBuf, sockBuf)
+	}
+	return c.Nft, c.Close, nil
 }
 
 // flush sends the queued batch as one transaction.
@@ -255,7 +232,7 @@ func (n *nat) addTable(conn *nftables.Conn, nf natFamily, elems *natElems, f int
 	if err != nil {
 		return err
 	}
-	cidrElems := intervalElems(n.cidrs, nf.addrLen == 16)
+	cidrElems := intervalElems(n.cidrs, nf.v6)
 	for _, s := range []*nftables.Set{masq, outside, hairpin} {
 		if err := conn.AddSet(s, nil); err != nil {
 			return fmt.Errorf("ipvs: nftables set %s: %w", s.Name, err)
@@ -277,35 +254,40 @@ func (n *nat) addTable(conn *nftables.Conn, nf natFamily, elems *natElems, f int
 		Name: chainPost, Table: t, Type: nftables.ChainTypeNAT,
 		Hooknum: nftables.ChainHookPostrouting, Priority: nftables.ChainPriorityNATSource,
 	})
-	for _, exprs := range [][]expr.Any{
-		append(frontendKey(nf, setMasq), &expr.Masq{}),
-		slices.Concat(frontendKey(nf, setOutside), []expr.Any{
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: nf.saddrOff, Len: nf.addrLen},
-			&expr.Lookup{SourceRegister: 1, SetName: setCIDRs, Invert: true},
-			&expr.Masq{},
-		}),
-		{
-			&expr.Payload{DestRegister: unix.NFT_REG32_00, Base: expr.PayloadBaseNetworkHeader, Offset: nf.saddrOff, Len: nf.addrLen},
-			&expr.Payload{DestRegister: unix.NFT_REG32_00 + nf.addrLen/4, Base: expr.PayloadBaseNetworkHeader, Offset: nf.daddrOff, Len: nf.addrLen},
-			&expr.Lookup{SourceRegister: unix.NFT_REG32_00, SetName: setHairpin},
-			&expr.Masq{},
-		},
-	} {
+	for _, exprs := range natRules(nf.v6) {
 		conn.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: exprs})
 	}
 	return nil
 }
 
+// natRules returns the expressions of the three rules of one family.
+func natRules(v6 bool) [][]expr.Any {
+	r0, after := nftutil.Reg(0), nftutil.Reg(nftutil.Words(v6))
+	return [][]expr.Any{
+		append(frontendKey(v6, setMasq), nftutil.Masquerade()),
+		slices.Concat(frontendKey(v6, setOutside), []expr.Any{
+			nftutil.LoadAddr(v6, true, r0),
+			&expr.Lookup{SourceRegister: r0, SetName: setCIDRs, Invert: true},
+			nftutil.Masquerade(),
+		}),
+		{
+			nftutil.LoadAddr(v6, true, r0),
+			nftutil.LoadAddr(v6, false, after),
+			&expr.Lookup{SourceRegister: r0, SetName: setHairpin},
+			nftutil.Masquerade(),
+		},
+	}
+}
+
 // frontendKey loads "ct original daddr . meta l4proto . ct original
 // proto-dst" into consecutive 32-bit registers and looks it up in set.
-func frontendKey(nf natFamily, set string) []expr.Any {
-	r := uint32(unix.NFT_REG32_00)
-	words := nf.addrLen / 4
+func frontendKey(v6 bool, set string) []expr.Any {
+	w := nftutil.Words(v6)
 	return []expr.Any{
-		&expr.Ct{Register: r, Key: expr.CtKeyDST, Direction: 0},
-		&expr.Meta{Key: expr.MetaKeyL4PROTO, Register: r + words},
-		&expr.Ct{Register: r + words + 1, Key: expr.CtKeyPROTODST, Direction: 0},
-		&expr.Lookup{SourceRegister: r, SetName: set},
+		&expr.Ct{Register: nftutil.Reg(0), Key: expr.CtKeyDST, Direction: 0},
+		nftutil.LoadProto(nftutil.Reg(w)),
+		&expr.Ct{Register: nftutil.Reg(w + 1), Key: expr.CtKeyPROTODST, Direction: 0},
+		&expr.Lookup{SourceRegister: nftutil.Reg(0), SetName: set},
 	}
 }
 
@@ -358,33 +340,25 @@ func (n *nat) remove() error {
 }
 
 func addElems(conn *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
-	for chunk := range slices.Chunk(elems, elemChunk) {
-		if err := conn.SetAddElements(s, chunk); err != nil {
-			return fmt.Errorf("ipvs: nftables set %s: %w", s.Name, err)
-		}
+	if _, err := nftutil.WriteElements(conn, s, elems, false); err != nil {
+		return fmt.Errorf("ipvs: nftables: %w", err)
 	}
 	return nil
 }
 
 func delElems(conn *nftables.Conn, s *nftables.Set, elems []nftables.SetElement) error {
-	for chunk := range slices.Chunk(elems, elemChunk) {
-		if err := conn.SetDeleteElements(s, chunk); err != nil {
-			return fmt.Errorf("ipvs: nftables set %s: %w", s.Name, err)
-		}
+	if _, err := nftutil.WriteElements(conn, s, elems, true); err != nil {
+		return fmt.Errorf("ipvs: nftables: %w", err)
 	}
 	return nil
 }
 
 // vsElems encodes frontends as "addr . proto . port" keys, each field
-// padded to 4 bytes.
+// padded to 4 bytes (the keys backends/nftables uses too).
 func vsElems(keys []vsKey) []nftables.SetElement {
 	out := make([]nftables.SetElement, len(keys))
 	for i, k := range keys {
-		key := append([]byte(nil), k.Addr.AsSlice()...)
-		key = append(key, byte(ipProto(k.Protocol)), 0, 0, 0)
-		key = binary.BigEndian.AppendUint16(key, k.Port)
-		key = append(key, 0, 0)
-		out[i] = nftables.SetElement{Key: key}
+		out[i] = nftables.SetElement{Key: nftutil.FrontendKey(k.Addr, k.Protocol, k.Port)}
 	}
 	return out
 }

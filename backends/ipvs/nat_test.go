@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/google/nftables/expr"
+
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -66,5 +68,31 @@ func TestNatElemsRefcounts(t *testing.T) {
 	e.remove(v2, &d3)
 	if !e.empty() || !slices.Equal(d3.delHairpin[0], []netip.Addr{b1.Addr()}) {
 		t.Errorf("after removing everything: elems %+v, delta %+v", e, d3)
+	}
+}
+
+// TestNatRules: three rules per family (as the package doc and README
+// say), each ending in the masquerade every lbkit datapath uses, with the
+// hairpin key "saddr . daddr" in consecutive registers.
+func TestNatRules(t *testing.T) {
+	for _, v6 := range []bool{false, true} {
+		rules := natRules(v6)
+		if len(rules) != 3 {
+			t.Fatalf("v6=%v: %d rules, want 3", v6, len(rules))
+		}
+		for i, r := range rules {
+			if m, ok := r[len(r)-1].(*expr.Masq); !ok || !m.FullyRandom {
+				t.Errorf("v6=%v rule %d ends in %#v, want masquerade fully-random", v6, i, r[len(r)-1])
+			}
+		}
+		hp := rules[2]
+		s, d := hp[0].(*expr.Payload), hp[1].(*expr.Payload)
+		words := uint32(1)
+		if v6 {
+			words = 4
+		}
+		if d.DestRegister != s.DestRegister+words || s.Offset == d.Offset {
+			t.Errorf("v6=%v hairpin loads %+v and %+v, want saddr then daddr in the next registers", v6, s, d)
+		}
 	}
 }

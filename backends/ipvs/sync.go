@@ -127,7 +127,6 @@ func (d *Datapath) fullSync(s *lb.Snapshot) error {
 	go func() {
 		side <- errors.Join(d.syncBound(), d.nat.rebuild(elems))
 	}()
-	var stale []conntrack.Flow
 	var gone []vsKey
 	for _, k := range sortedVSKeys(kernel) {
 		if _, ok := want[k]; !ok {
@@ -136,12 +135,32 @@ func (d *Datapath) fullSync(s *lb.Snapshot) error {
 	}
 	ipvsErr := d.deleteAll(gone)
 	if ipvsErr == nil {
-		d.applyAll(sortedVSKeys(want), want, &stale, errs)
+		d.applyAll(sortedVSKeys(want), want, errs)
 	}
 	if err := errors.Join(ipvsErr, <-side); err != nil {
 		return err
 	}
-	d.clearStale(stale)
+	var stale lb.StaleUDP
+	states := make(map[lb.ServiceKey]*lb.ServiceState, s.Len())
+	s.Range(func(st *lb.ServiceState) bool {
+		key := st.Key()
+		if _, failed := errs[key]; failed {
+			if old := d.states[key]; old != nil {
+				states[key] = old
+			}
+			return true
+		}
+		stale.Note(d.states[key], st)
+		states[key] = st
+		return true
+	})
+	for key, old := range d.states {
+		if _, still := s.Service(key); !still {
+			stale.Note(old, nil)
+		}
+	}
+	d.states = states
+	d.clearStale(&stale)
 	if len(errs) > 0 {
 		return errs
 	}
@@ -206,8 +225,9 @@ func (d *Datapath) unbind(a netip.Addr) error {
 
 // change is one changed service of a partial sync.
 type change struct {
-	key  lb.ServiceKey
-	want map[vsKey]*virtualServer // nil: deleted
+	key   lb.ServiceKey
+	state *lb.ServiceState         // nil: deleted
+	want  map[vsKey]*virtualServer // nil: deleted
 }
 
 // partialSync programs the changed services only.
@@ -226,7 +246,7 @@ func (d *Datapath) partialSync(s *lb.Snapshot, cs lb.ChangeSet) error {
 			errs[key] = err
 			continue
 		}
-		changes = append(changes, change{key: key, want: vs})
+		changes = append(changes, change{key: key, state: st, want: vs})
 	}
 	delta := &natDelta{}
 	touched := map[netip.Addr]bool{}
@@ -249,7 +269,6 @@ func (d *Datapath) partialSync(s *lb.Snapshot, cs lb.ChangeSet) error {
 			delete(d.svcVS, ch.key)
 		}
 	}
-	var stale []conntrack.Flow
 	for _, ch := range changes {
 		if ch.want == nil {
 			continue
@@ -262,7 +281,7 @@ func (d *Datapath) partialSync(s *lb.Snapshot, cs lb.ChangeSet) error {
 				continue
 			}
 			keys = append(keys, k)
-			if err := d.applyVS(k, v, &stale); err != nil {
+			if err := d.applyVS(k, v); err != nil {
 				errs[ch.key] = err
 			}
 			d.setWant(k, v, delta, touched)
@@ -283,7 +302,19 @@ func (d *Datapath) partialSync(s *lb.Snapshot, cs lb.ChangeSet) error {
 	} else if !d.nat.elems.empty() {
 		fatal = append(fatal, d.nat.rebuild(d.nat.elems))
 	}
-	d.clearStale(stale)
+	var stale lb.StaleUDP
+	for _, ch := range changes {
+		if _, failed := errs[ch.key]; failed {
+			continue // noted once it is programmed
+		}
+		stale.Note(d.states[ch.key], ch.state)
+		if ch.state == nil {
+			delete(d.states, ch.key)
+		} else {
+			d.states[ch.key] = ch.state
+		}
+	}
+	d.clearStale(&stale)
 	if err := errors.Join(fatal...); err != nil {
 		return err
 	}
@@ -327,10 +358,9 @@ func (d *Datapath) deleteVS(k vsKey) error {
 	return nil
 }
 
-// applyVS makes the kernel's virtual server k equal to want. Removed UDP
-// real servers are added to stale, for conntrack cleanup.
-func (d *Datapath) applyVS(k vsKey, want *virtualServer, stale *[]conntrack.Flow) error {
-	err := d.applyVSOnce(k, want, stale)
+// applyVS makes the kernel's virtual server k equal to want.
+func (d *Datapath) applyVS(k vsKey, want *virtualServer) error {
+	err := d.applyVSOnce(k, want)
 	if err != nil {
 		// The kernel's state is unknown now: read it back next time.
 		d.dirty[k] = true
@@ -340,7 +370,7 @@ func (d *Datapath) applyVS(k vsKey, want *virtualServer, stale *[]conntrack.Flow
 	return nil
 }
 
-func (d *Datapath) applyVSOnce(k vsKey, want *virtualServer, stale *[]conntrack.Flow) error {
+func (d *Datapath) applyVSOnce(k vsKey, want *virtualServer) error {
 	cur := d.kvs[k]
 	if d.dirty[k] {
 		var err error
@@ -421,24 +451,24 @@ func (d *Datapath) applyVSOnce(k vsKey, want *virtualServer, stale *[]conntrack.
 		}
 		delete(cur.dests, dest)
 		delete(d.draining, drainKey{k, dest})
-		*stale = append(*stale, conntrack.Flow{Frontend: netip.AddrPortFrom(k.Addr, k.Port), Backend: dest})
 	}
 	return nil
 }
 
-// clearStale deletes the conntrack entries of UDP flows whose real server
-// was removed, so that their next datagrams are balanced afresh. Failures
-// are logged: the entries time out eventually.
-func (d *Datapath) clearStale(flows []conntrack.Flow) {
-	if len(flows) == 0 {
-		return
-	}
-	n, err := conntrack.ClearUDP(d.o.Netns, conntrack.Filter{Flows: flows})
+// clearStale deletes the conntrack entries lb.StaleUDP finds stale (the
+// rule every datapath shares): flows of a changed UDP frontend not DNATed
+// to one of its current real servers, such as those of a removed real
+// server, so that their next datagrams are balanced afresh. Failures are
+// logged: the entries time out eventually.
+func (d *Datapath) clearStale(s *lb.StaleUDP) {
+	n, fes, err := conntrack.ClearStaleUDP(d.o.Netns, s)
 	if err != nil {
-		d.log.Warn("clearing stale UDP conntrack entries failed", zap.Error(err))
+		d.log.Warn("clearing stale UDP conntrack entries failed", zap.Int("frontends", fes), zap.Error(err))
 		return
 	}
-	d.log.Debug("cleared stale UDP conntrack entries", zap.Int("entries", n))
+	if n > 0 {
+		d.log.Debug("cleared stale UDP conntrack entries", zap.Int("entries", n), zap.Int("frontends", fes))
+	}
 }
 
 // readKernel reads every virtual server we own (all but ExcludeCIDRs) with

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables/expr"
 
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -70,21 +71,21 @@ func affinityBackendName(svc uint64, be netip.AddrPort) string {
 // the registers from 0 (2w+2 of them) and returns the registers of the
 // backend address and port (for the DNAT).
 func affinityKey(v6 bool, svc uint64, be netip.AddrPort) ([]expr.Any, uint32, uint32) {
-	w := words(v6)
+	w := nftutil.Words(v6)
 	v := backendValue(be)
 	return []expr.Any{
-		loadAddr(v6, true, reg(0)),
-		immediate(reg(w), binary.NativeEndian.AppendUint32(nil, uint32(svc))),
-		immediate(reg(w+1), v[:len(v)-4]),
-		immediate(reg(2*w+1), v[len(v)-4:len(v)-2]), // 2 bytes: the kernel zeroes the padding
+		nftutil.LoadAddr(v6, true, nftutil.Reg(0)),
+		immediate(nftutil.Reg(w), binary.NativeEndian.AppendUint32(nil, uint32(svc))),
+		immediate(nftutil.Reg(w+1), v[:len(v)-4]),
+		immediate(nftutil.Reg(2*w+1), v[len(v)-4:len(v)-2]), // 2 bytes: the kernel zeroes the padding
 
-	}, reg(w + 1), reg(2*w + 1)
+	}, nftutil.Reg(w + 1), nftutil.Reg(2*w + 1)
 }
 
 // buildAffinityFrontendChain returns the chain of a frontend with affinity over
 // the distinct backends bes, with n slots.
 func buildAffinityFrontendChain(v6 bool, svc uint64, fe lb.Frontend, masq masqMode, timeout uint32, bes []netip.AddrPort, n int) chainDef {
-	w := words(v6)
+	w := nftutil.Words(v6)
 	aff := setFor(setAffinity, v6)
 	var rules [][]expr.Any
 	if mark := markChain(masq); mark != "" {
@@ -93,12 +94,12 @@ func buildAffinityFrontendChain(v6 bool, svc uint64, fe lb.Frontend, masq masqMo
 	for _, be := range bes {
 		key, addr, port := affinityKey(v6, svc, be)
 		rules = append(rules, cat(key, []expr.Any{
-			lookup(aff, reg(0)), dynsetUpdate(aff, reg(0), secondsDuration(timeout)), dnat(v6, addr, port),
+			lookup(aff, nftutil.Reg(0)), dynsetUpdate(aff, nftutil.Reg(0), secondsDuration(timeout)), dnat(v6, addr, port),
 		}))
 	}
 	rules = append(rules, []expr.Any{
-		loadFrontendAddr(v6, wildcard(fe), reg(0)), loadProto(reg(w)), loadDport(reg(w + 1)), numgen(reg(w+2), n),
-		lookupData(setFor(setAffinitySlots, v6), reg(0), regVerdict),
+		loadFrontendAddr(v6, wildcard(fe), nftutil.Reg(0)), nftutil.LoadProto(nftutil.Reg(w)), loadDport(nftutil.Reg(w + 1)), numgen(nftutil.Reg(w+2), n),
+		lookupData(setFor(setAffinitySlots, v6), nftutil.Reg(0), regVerdict),
 	})
 	return chainDef{name: affinityFrontendName(svc, fe), rules: rules}
 }
@@ -109,7 +110,7 @@ func buildAffinityBackendChain(v6 bool, svc uint64, be netip.AddrPort, timeout u
 	aff := setFor(setAffinity, v6)
 	key, addr, port := affinityKey(v6, svc, be)
 	return chainDef{name: affinityBackendName(svc, be), rules: [][]expr.Any{cat(key, []expr.Any{
-		dynsetUpdate(aff, reg(0), secondsDuration(timeout)), dnat(v6, addr, port),
+		dynsetUpdate(aff, nftutil.Reg(0), secondsDuration(timeout)), dnat(v6, addr, port),
 	})}}
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lbkit/lbkit/internal/slottest"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -140,7 +141,7 @@ func TestRegisterLayout(t *testing.T) {
 				}
 			}
 			for m := masqNone; m <= masqLocalSource; m++ {
-				for _, n := range []int{1, 3, MaxSlots} {
+				for _, n := range []int{1, 3, lb.MaxSlots} {
 					refs = append(refs, chainRef{kind: targetChain, v6: v6, target: target{v6: v6, wildcard: wild, masq: m, slots: n}})
 					refs = append(refs, chainRef{kind: affinityFrontendChain, v6: v6, svc: 42, fe: f, masq: m, timeout: 10,
 						slots: n, backends: string(backendValue(be))})
@@ -160,50 +161,26 @@ func TestRegisterLayout(t *testing.T) {
 	}
 }
 
-func TestSlotCounts(t *testing.T) {
-	backends := func(ws ...uint32) []lb.Backend {
-		out := make([]lb.Backend, len(ws))
-		for i, w := range ws {
-			out[i] = lb.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 80), Weight: w}
+// TestSlotTableSharedSplit: the slots the verdict maps get (slotTable, as
+// elems uses it) split every weight set of the shared table exactly as the
+// other slot-based datapaths do (internal/slottest, lb.SlotCounts).
+func TestSlotTableSharedSplit(t *testing.T) {
+	for _, tc := range slottest.Cases() {
+		bs := make([]lb.Backend, len(tc.Weights))
+		for i, w := range tc.Weights {
+			bs[i] = lb.Backend{Addr: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 2, byte(i)}), 80), Weight: w}
 		}
-		return out
-	}
-	for _, tc := range []struct {
-		weights []uint32
-		want    []int
-	}{
-		{nil, nil},
-		{[]uint32{1}, []int{1}},
-		{[]uint32{1, 1, 1}, []int{1, 1, 1}},
-		{[]uint32{1, 1, 4}, []int{1, 1, 4}},
-		{[]uint32{10, 20, 30}, []int{1, 2, 3}}, // reduced by the gcd
-		{[]uint32{0, 2}, []int{1, 2}},          // 0 counts as 1
-		{[]uint32{1, 65535}, []int{1, 255}},    // capped: 256 slots, each at least one
-		{[]uint32{100, 200, 65535}, []int{1, 2, 253}},
-	} {
-		got := slotCounts(backends(tc.weights...))
-		if !slices.Equal(got, tc.want) {
-			t.Errorf("slotCounts(weights %v) = %v, want %v", tc.weights, got, tc.want)
+		got := make([]int, len(bs))
+		table := slotTable(bs)
+		for j, i := range table {
+			if j > 0 && i < table[j-1] {
+				t.Fatalf("weights %v: slot table %v is not in backend order", tc.Weights, table)
+			}
+			got[i]++
 		}
-		total := 0
-		for _, n := range got {
-			total += n
+		if !slices.Equal(got, tc.Counts) {
+			t.Errorf("weights %v: slot counts %v, want %v", tc.Weights, got, tc.Counts)
 		}
-		if len(tc.weights) > 0 && total > max(MaxSlots, len(tc.weights)) {
-			t.Errorf("weights %v: %d slots, more than %d", tc.weights, total, MaxSlots)
-		}
-	}
-	// More backends than MaxSlots, unequal weights: one slot each at least.
-	many := make([]uint32, 300)
-	for i := range many {
-		many[i] = uint32(1 + i%2)
-	}
-	counts := slotCounts(backends(many...))
-	if len(counts) != 300 || slices.Min(counts) < 1 {
-		t.Errorf("300 backends: counts %v, want at least one slot each", counts)
-	}
-	if table := slotTable(backends(1, 2)); !slices.Equal(table, []int{0, 1, 1}) {
-		t.Errorf("slotTable(weights 1, 2) = %v, want [0 1 1]", table)
 	}
 }
 

@@ -3,6 +3,8 @@ package nftables
 import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
+
+	"github.com/lbkit/lbkit/internal/nftutil"
 )
 
 // Names of the base and helper chains (the same in both tables).
@@ -97,11 +99,13 @@ func cat(parts ...[]expr.Any) []expr.Any {
 // frontendKeyExprs loads addr . proto . port of the packet's destination
 // into the registers from r.
 func frontendKeyExprs(v6 bool, r int) []expr.Any {
-	return []expr.Any{loadAddr(v6, false, reg(r)), loadProto(reg(r + words(v6))), loadDport(reg(r + words(v6) + 1))}
+	return []expr.Any{nftutil.LoadAddr(v6, false, nftutil.Reg(r)), nftutil.LoadProto(nftutil.Reg(r + nftutil.Words(v6))), loadDport(nftutil.Reg(r + nftutil.Words(v6) + 1))}
 }
 
 // protoPortExprs loads proto . port into the registers from r.
-func protoPortExprs(r int) []expr.Any { return []expr.Any{loadProto(reg(r)), loadDport(reg(r + 1))} }
+func protoPortExprs(r int) []expr.Any {
+	return []expr.Any{nftutil.LoadProto(nftutil.Reg(r)), loadDport(nftutil.Reg(r + 1))}
+}
 
 // nodePortConds returns the conditions under which a packet's destination
 // is a NodePort address of the family: local, and in NodePortAddresses (or
@@ -121,10 +125,10 @@ func (c *config) nodePortConds(v6 bool) [][]expr.Any {
 // serviceRules dispatch a new connection to its frontend's chain.
 func (c *config) serviceRules(v6 bool) [][]expr.Any {
 	rules := [][]expr.Any{cat(frontendKeyExprs(v6, 0),
-		[]expr.Any{lookupData(setFor(setServices, v6), reg(0), regVerdict)})}
+		[]expr.Any{lookupData(setFor(setServices, v6), nftutil.Reg(0), regVerdict)})}
 	for _, cond := range c.nodePortConds(v6) {
 		rules = append(rules, cat(cond, protoPortExprs(0),
-			[]expr.Any{lookupData(setFor(setNodePorts, v6), reg(0), regVerdict)}))
+			[]expr.Any{lookupData(setFor(setNodePorts, v6), nftutil.Reg(0), regVerdict)}))
 	}
 	return rules
 }
@@ -132,10 +136,10 @@ func (c *config) serviceRules(v6 bool) [][]expr.Any {
 // noEndpointRules reject new connections to frontends without backends.
 func (c *config) noEndpointRules(v6 bool) [][]expr.Any {
 	rules := [][]expr.Any{cat(frontendKeyExprs(v6, 0),
-		[]expr.Any{lookup(setFor(setNoEndpoints, v6), reg(0)), reject(v6)})}
+		[]expr.Any{lookup(setFor(setNoEndpoints, v6), nftutil.Reg(0)), reject(v6)})}
 	for _, cond := range c.nodePortConds(v6) {
 		rules = append(rules, cat(cond, protoPortExprs(0),
-			[]expr.Any{lookup(setFor(setNoEndpointNodePorts, v6), reg(0)), reject(v6)}))
+			[]expr.Any{lookup(setFor(setNoEndpointNodePorts, v6), nftutil.Reg(0)), reject(v6)}))
 	}
 	return rules
 }
@@ -145,12 +149,12 @@ func (c *config) noEndpointRules(v6 bool) [][]expr.Any {
 // through a frontend must see the node as the source, or it would drop
 // packets from its own address.
 func (c *config) masqueradingRules(v6 bool) [][]expr.Any {
-	w := words(v6)
+	w := nftutil.Words(v6)
 	return [][]expr.Any{
-		cat(markHas(c.markBit), markClear(c.markBit), []expr.Any{masquerade()}),
+		cat(markHas(c.markBit), markClear(c.markBit), []expr.Any{nftutil.Masquerade()}),
 		cat(ctStatusDNAT(), []expr.Any{
-			loadAddr(v6, true, reg(0)), loadAddr(v6, false, reg(w)),
-			lookup(setFor(setHairpin, v6), reg(0)), masquerade(),
+			nftutil.LoadAddr(v6, true, nftutil.Reg(0)), nftutil.LoadAddr(v6, false, nftutil.Reg(w)),
+			lookup(setFor(setHairpin, v6), nftutil.Reg(0)), nftutil.Masquerade(),
 		}),
 	}
 }

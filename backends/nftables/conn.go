@@ -4,27 +4,20 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"os"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
+
+	"github.com/lbkit/lbkit/internal/nftutil"
 )
 
-// Netlink sizing. google/nftables sends a whole batch with one sendmsg,
-// which the kernel refuses (EMSGSIZE, "message too long") when it exceeds
-// the socket's send buffer, and queues one ack per message in the receive
-// buffer (ENOBUFS when they do not fit). The defaults (about 200 KiB) hold
-// a few thousand elements; a full sync of 10k services is several MiB.
-// Like nft, the datapath raises both buffers (SO_SNDBUFFORCE and
-// SO_RCVBUFFORCE, CAP_NET_ADMIN) to fit the batch it is about to send.
+// Netlink sizing. A full sync of 10k services is several MiB, more than
+// the default socket buffers hold; like nft, the datapath raises both
+// buffers (SO_SNDBUFFORCE and SO_RCVBUFFORCE, CAP_NET_ADMIN) to fit the
+// batch it is about to send (nftutil.Conn.FlushSized).
 const (
-	// maxElemsBytes bounds the element list of one NEWSETELEM or
-	// DELSETELEM message: its netlink attribute length is 16 bits.
-	maxElemsBytes = 48 << 10
-	// elemOverhead estimates the attribute headers around one element.
-	elemOverhead = 48
 	// minSockBuf is the least buffer size asked for.
 	minSockBuf = 1 << 20
 	// ackBytes is what one queued ack costs the receive buffer (skb
@@ -35,9 +28,8 @@ const (
 // conn is one netlink connection to the datapath's namespace, used for the
 // reads and the one transaction of a sync.
 type conn struct {
-	nft *nftables.Conn
-	nl  *netlink.Conn // the socket, for buffer sizes
-	ns  *os.File      // the namespace, kept open while the conn lives
+	*nftutil.Conn
+	nft *nftables.Conn // Conn.Nft
 	// tables are the ip and ip6 tables, indexed by fam.
 	tables [2]*nftables.Table
 
@@ -47,53 +39,21 @@ type conn struct {
 
 // dial opens a lasting netlink connection in the configured namespace.
 func (c *config) dial() (*conn, error) {
-	cn := &conn{tables: [2]*nftables.Table{
+	nc, err := nftutil.Dial(c.netns)
+	if err != nil {
+		return nil, fmt.Errorf("nftables: %w", err)
+	}
+	return &conn{Conn: nc, nft: nc.Nft, tables: [2]*nftables.Table{
 		{Name: c.table, Family: nftables.TableFamilyIPv4},
 		{Name: c.table, Family: nftables.TableFamilyIPv6},
-	}}
-	opts := []nftables.ConnOption{
-		nftables.AsLasting(),
-		nftables.WithSockOptions(func(nl *netlink.Conn) error { cn.nl = nl; return nil }),
-	}
-	if c.netns != "" {
-		f, err := os.Open(c.netns)
-		if err != nil {
-			return nil, fmt.Errorf("nftables: open network namespace: %w", err)
-		}
-		cn.ns = f
-		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
-	}
-	nft, err := nftables.New(opts...)
-	if err != nil {
-		cn.closeNS()
-		return nil, fmt.Errorf("nftables: netlink connection%s: %w", c.where(), err)
-	}
-	cn.nft = nft
-	return cn, nil
+	}}, nil
 }
 
 // where names the namespace in errors: "" or " in /var/run/netns/x".
-func (c *config) where() string {
-	if c.netns == "" {
-		return ""
-	}
-	return " in " + c.netns
-}
-
-func (cn *conn) closeNS() {
-	if cn.ns != nil {
-		_ = cn.ns.Close()
-		cn.ns = nil
-	}
-}
+func (c *config) where() string { return nftutil.Where(c.netns) }
 
 // close ends the connection.
-func (cn *conn) close() {
-	if cn.nft != nil {
-		_ = cn.nft.CloseLasting()
-	}
-	cn.closeNS()
-}
+func (cn *conn) close() { cn.Close() }
 
 // table returns the family's table.
 func (cn *conn) table(v6 bool) *nftables.Table { return cn.tables[fam(v6)] }
@@ -207,36 +167,18 @@ func (cn *conn) writeElems(elems []elem, del bool) error {
 
 // writeSetElems queues elements of one set.
 func (cn *conn) writeSetElems(elems []elem, del bool) error {
-	for start := 0; start < len(elems); {
-		d := elems[start].set.def()
-		batch := make([]nftables.SetElement, 0, min(len(elems)-start, 1024))
-		size := 0
-		end := start
-		for ; end < len(elems); end++ {
-			e := elems[end]
-			n := elemOverhead + len(e.key) + len(e.val) + len(e.chain) + len(e.comment)
-			if size+n > maxElemsBytes && len(batch) > 0 {
-				break
-			}
-			size += n
-			batch = append(batch, e.nft(d, del))
-		}
-		s := d.nft(cn.table(d.v6))
-		var err error
-		if del {
-			err = cn.nft.SetDeleteElements(s, batch)
-		} else {
-			err = cn.nft.SetAddElements(s, batch)
-		}
-		if err != nil {
-			op := "add"
-			if del {
-				op = "delete"
-			}
-			return fmt.Errorf("%s elements of set %s %s: %w", op, d.family(), d.name, err)
-		}
-		cn.queue(size)
-		start = end
+	if len(elems) == 0 {
+		return nil
+	}
+	d := elems[0].set.def()
+	batch := make([]nftables.SetElement, len(elems))
+	for i, e := range elems {
+		batch[i] = e.nft(d, del)
+	}
+	n, err := nftutil.WriteElements(cn.nft, d.nft(cn.table(d.v6)), batch, del)
+	cn.queue(n)
+	if err != nil {
+		return fmt.Errorf("table %s: %w", d.family(), err)
 	}
 	return nil
 }
@@ -263,14 +205,9 @@ func (cn *conn) flush() error {
 	if cn.messages == 0 {
 		return nil
 	}
-	if cn.nl != nil {
-		snd := max(minSockBuf, 2*cn.bytes)
-		rcv := max(minSockBuf, ackBytes*(cn.messages+8))
-		if err := setSockBuf(cn.nl, snd, rcv); err != nil {
-			return err
-		}
-	}
-	err := cn.nft.Flush()
+	snd := max(minSockBuf, 2*cn.bytes)
+	rcv := max(minSockBuf, ackBytes*(cn.messages+8))
+	err := cn.FlushSized(snd, rcv)
 	cn.bytes, cn.messages = 0, 0
 	if err != nil {
 		return fmt.Errorf("nftables transaction: %w", err)
@@ -278,39 +215,13 @@ func (cn *conn) flush() error {
 	return nil
 }
 
-// setSockBuf forces the socket's buffer sizes (root may exceed
-// net.core.wmem_max/rmem_max), falling back to the capped options.
-func setSockBuf(nl *netlink.Conn, snd, rcv int) error {
-	raw, err := nl.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("netlink socket: %w", err)
-	}
-	var serr error
-	cerr := raw.Control(func(fd uintptr) {
-		for _, o := range []struct{ force, plain, size int }{
-			{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, snd},
-			{unix.SO_RCVBUFFORCE, unix.SO_RCVBUF, rcv},
-		} {
-			if cur, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, o.plain); err == nil && cur >= o.size {
-				continue
-			}
-			if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.force, o.size); err != nil {
-				if err := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o.plain, o.size); err != nil {
-					serr = fmt.Errorf("set netlink socket buffer to %d bytes: %w", o.size, err)
-				}
-			}
-		}
-	})
-	return errors.Join(cerr, serr)
-}
-
 // generation returns the namespace's nftables ruleset generation, which
 // every committed transaction (anyone's) increments.
 func (cn *conn) generation() (uint32, error) {
-	if cn.nl == nil {
+	if cn.Netlink == nil {
 		return 0, errors.New("no netlink socket")
 	}
-	replies, err := cn.nl.Execute(netlink.Message{
+	replies, err := cn.Netlink.Execute(netlink.Message{
 		Header: netlink.Header{
 			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETGEN),
 			Flags: netlink.Request,

@@ -1,17 +1,18 @@
 // Package nftables is lbkit's nftables datapath: it realizes the desired
-// state in one inet table of its own (DefaultTable, "lbkit"), over netlink
-// with github.com/google/nftables — no nft binary at run time.
+// state in two tables of its own, "ip lbkit" and "ip6 lbkit" (DefaultTable;
+// one per family, so that each family's keys keep their natural layout),
+// over netlink with github.com/google/nftables — no nft binary at run time.
 //
-// The table is flat: a verdict map per family sends a new connection to a
-// frontend's chain, and one named map per family holds every frontend's
-// backends, keyed by frontend address . protocol . port . slot. The chains
-// depend only on the number of slots and a few flags, so a service change
-// rewrites a handful of map elements, whatever the number of services. See
-// README.md for the layout and the reasons.
+// Each table is flat: a verdict map sends a new connection to a frontend's
+// chain, and one named map holds every frontend's backends, keyed by
+// frontend address . protocol . port . slot. The chains depend only on the
+// number of slots and a few flags, so a service change rewrites a handful
+// of map elements, whatever the number of services. See README.md for the
+// layout and the reasons.
 //
 // Datapath implements lb.Datapath, lb.Inspector (read back from the
-// kernel) and lb.Adopter (a restart keeps the table, its affinity entries
-// and every connection).
+// kernel) and lb.Adopter (a restart keeps the tables, their affinity
+// entries and every connection).
 package nftables
 
 import (
@@ -23,6 +24,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -95,7 +97,7 @@ func capabilities() lb.Capabilities {
 	}
 }
 
-// TableName returns the name of the inet table the datapath owns.
+// TableName returns the name of the ip and ip6 tables the datapath owns.
 func (d *Datapath) TableName() string { return d.cfg.table }
 
 // Sync programs the services changed names, or the whole snapshot when
@@ -151,7 +153,7 @@ func check(st *lb.ServiceState) error {
 		return err
 	}
 	for i, fs := range st.Frontends {
-		if protoNum(fs.Protocol) == 0 {
+		if nftutil.ProtoNum(fs.Protocol) == 0 {
 			return unsupported(fmt.Sprintf("frontends[%d].protocol", i), fs.Protocol.String())
 		}
 		if !fs.Addr.IsValid() || fs.Addr.Is4In6() || (fs.Addr.IsUnspecified() && fs.Kind != lb.NodePort) {

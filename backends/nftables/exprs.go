@@ -7,6 +7,8 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/lbkit/lbkit/internal/nftutil"
 )
 
 // Registers. The kernel has sixteen 32-bit data registers, NFT_REG32_00 to
@@ -19,17 +21,6 @@ const (
 	regVerdict = unix.NFT_REG_VERDICT
 )
 
-// reg returns the netlink number of 32-bit register i (0..15).
-func reg(i int) uint32 { return uint32(unix.NFT_REG32_00 + i) }
-
-// words is the number of 32-bit registers an address of the family takes.
-func words(v6 bool) int {
-	if v6 {
-		return 4
-	}
-	return 1
-}
-
 // nfproto returns the IP family's NFPROTO number.
 func nfproto(v6 bool) uint32 {
 	if v6 {
@@ -37,36 +28,6 @@ func nfproto(v6 bool) uint32 {
 	}
 	return unix.NFPROTO_IPV4
 }
-
-// Network header offsets of the addresses.
-func saddrOffset(v6 bool) uint32 {
-	if v6 {
-		return 8
-	}
-	return 12
-}
-
-func daddrOffset(v6 bool) uint32 {
-	if v6 {
-		return 24
-	}
-	return 16
-}
-
-// loadAddr loads the source (src) or destination address into r.
-func loadAddr(v6, src bool, r uint32) expr.Any {
-	off := daddrOffset(v6)
-	if src {
-		off = saddrOffset(v6)
-	}
-	return &expr.Payload{
-		OperationType: expr.PayloadLoad, DestRegister: r,
-		Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: uint32(addrLen(v6)),
-	}
-}
-
-// loadProto loads meta l4proto into r.
-func loadProto(r uint32) expr.Any { return &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: r} }
 
 // loadDport loads th dport (TCP, UDP and SCTP alike) into r.
 func loadDport(r uint32) expr.Any {
@@ -79,7 +40,7 @@ func loadDport(r uint32) expr.Any {
 // loadZeroAddr puts the unspecified address of the family into r: the
 // address field of a wildcard NodePort's keys.
 func loadZeroAddr(v6 bool, r uint32) expr.Any {
-	return &expr.Immediate{Register: r, Data: make([]byte, addrLen(v6))}
+	return &expr.Immediate{Register: r, Data: make([]byte, nftutil.AddrLen(v6))}
 }
 
 // loadFrontendAddr loads the frontend address field: the packet's
@@ -88,7 +49,7 @@ func loadFrontendAddr(v6, wild bool, r uint32) expr.Any {
 	if wild {
 		return loadZeroAddr(v6, r)
 	}
-	return loadAddr(v6, false, r)
+	return nftutil.LoadAddr(v6, false, r)
 }
 
 // lookup matches when the key in sreg is in set (or, with a dreg, loads the
@@ -115,12 +76,12 @@ func fibLocal(src bool) []expr.Any {
 func notLoopback(v6 bool) []expr.Any {
 	if v6 {
 		return []expr.Any{
-			loadAddr(true, false, regScratch),
+			nftutil.LoadAddr(true, false, regScratch),
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: regScratch, Data: netip.IPv6Loopback().AsSlice()},
 		}
 	}
 	return []expr.Any{
-		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: regScratch, Base: expr.PayloadBaseNetworkHeader, Offset: daddrOffset(false), Len: 1},
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: regScratch, Base: expr.PayloadBaseNetworkHeader, Offset: nftutil.DaddrOffset(false), Len: 1},
 		&expr.Cmp{Op: expr.CmpOpNeq, Register: regScratch, Data: []byte{127}},
 	}
 }
@@ -128,13 +89,13 @@ func notLoopback(v6 bool) []expr.Any {
 // inPrefix: ip saddr|daddr within p (op Eq) or not (op Neq).
 func inPrefix(p netip.Prefix, src bool, op expr.CmpOp) []expr.Any {
 	v6 := p.Addr().Is6()
-	n := addrLen(v6)
+	n := nftutil.AddrLen(v6)
 	mask := make([]byte, n)
 	for i := range p.Bits() {
 		mask[i/8] |= 0x80 >> (i % 8)
 	}
 	return []expr.Any{
-		loadAddr(v6, src, regScratch),
+		nftutil.LoadAddr(v6, src, regScratch),
 		&expr.Bitwise{SourceRegister: regScratch, DestRegister: regScratch, Len: uint32(n), Mask: mask, Xor: make([]byte, n)},
 		&expr.Cmp{Op: op, Register: regScratch, Data: p.Masked().Addr().AsSlice()},
 	}
@@ -192,8 +153,6 @@ func markClear(bit uint32) []expr.Any {
 		&expr.Meta{Key: expr.MetaKeyMARK, Register: regScratch, SourceRegister: true},
 	}
 }
-
-func masquerade() expr.Any { return &expr.Masq{FullyRandom: true} }
 
 // ICMP codes of a port unreachable (linux/icmp.h, linux/icmpv6.h).
 const (

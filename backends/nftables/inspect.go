@@ -12,6 +12,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -23,7 +24,7 @@ func (d *Datapath) Inspect(ctx context.Context, id lb.FrontendID) (*lb.Inspectio
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("nftables: inspect: %w", err)
 	}
-	if !id.Addr.IsValid() || protoNum(id.Protocol) == 0 {
+	if !id.Addr.IsValid() || nftutil.ProtoNum(id.Protocol) == 0 {
 		return nil, fmt.Errorf("nftables: inspect %s: not a frontend address, port and protocol", id)
 	}
 	id.Addr = id.Addr.Unmap()
@@ -243,7 +244,7 @@ func (d *Datapath) Adopt(ctx context.Context) error {
 	defer cn.close()
 	ks, err := cn.readState(d.cfg, false)
 	if err != nil {
-		return fmt.Errorf("nftables: adopt table inet %s%s: %w", d.cfg.table, d.cfg.where(), err)
+		return fmt.Errorf("nftables: adopt tables ip and ip6 %s%s: %w", d.cfg.table, d.cfg.where(), err)
 	}
 	switch {
 	case !ks.anyExists():

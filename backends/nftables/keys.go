@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -13,19 +14,6 @@ import (
 // 4 bytes each (registers are 32 bits wide): an address (4 or 16 bytes), a
 // protocol (1 byte + 3 padding), a port (2 bytes big endian + 2 padding),
 // a slot (the numgen result: a native-endian uint32).
-
-// protoNum returns the IP protocol number of p.
-func protoNum(p lb.Protocol) byte {
-	switch p {
-	case lb.TCP:
-		return 6
-	case lb.UDP:
-		return 17
-	case lb.SCTP:
-		return 132
-	}
-	return 0
-}
 
 // protoOf maps an IP protocol number back to lb's protocol (0 if unknown).
 func protoOf(n byte) lb.Protocol {
@@ -40,38 +28,17 @@ func protoOf(n byte) lb.Protocol {
 	return 0
 }
 
-// addrLen is the length of an address of the family.
-func addrLen(v6 bool) int {
-	if v6 {
-		return 16
-	}
-	return 4
-}
-
 // wildcard reports whether the frontend is a NodePort on every node address.
 func wildcard(fe lb.Frontend) bool { return fe.Kind == lb.NodePort && fe.Addr.IsUnspecified() }
 
-// feAddr is the address field of a frontend's keys: the VIP, or the
-// unspecified address of the family for a wildcard NodePort.
-func feAddr(fe lb.Frontend) netip.Addr { return fe.Addr.Unmap() }
-
-// appendProtoPort appends the padded protocol and port fields.
-func appendProtoPort(b []byte, p lb.Protocol, port uint16) []byte {
-	b = append(b, protoNum(p), 0, 0, 0)
-	return append(b, byte(port>>8), byte(port), 0, 0)
-}
-
-// frontendKey is the key of the services map: addr . proto . port.
-func frontendKey(fe lb.Frontend) []byte {
-	a := feAddr(fe)
-	b := make([]byte, 0, a.BitLen()/8+8+8)
-	b = append(b, a.AsSlice()...)
-	return appendProtoPort(b, fe.Protocol, fe.Port)
-}
+// frontendKey is the key of the services map: addr . proto . port, the
+// address being the VIP, or the unspecified address of the family for a
+// wildcard NodePort.
+func frontendKey(fe lb.Frontend) []byte { return nftutil.FrontendKey(fe.Addr, fe.Protocol, fe.Port) }
 
 // nodePortKey is the key of the nodeports map: proto . port.
 func nodePortKey(fe lb.Frontend) []byte {
-	return appendProtoPort(make([]byte, 0, 8), fe.Protocol, fe.Port)
+	return nftutil.AppendProtoPort(make([]byte, 0, 8), fe.Protocol, fe.Port)
 }
 
 // endpointKey is the key of the endpoints map: addr . proto . port . slot.

@@ -10,7 +10,7 @@ import (
 
 // Defaults for Options.
 const (
-	// DefaultTable is the name of the inet table the datapath owns.
+	// DefaultTable is the name of the ip and ip6 tables the datapath owns.
 	DefaultTable = "lbkit"
 	// DefaultMasqueradeBit is kube-proxy's default: mark 0x4000.
 	DefaultMasqueradeBit = 14
@@ -23,8 +23,8 @@ type Options struct {
 	Netns string
 	// Logger receives one line per sync and warnings; nil logs nothing.
 	Logger *zap.Logger
-	// Table is the name of the inet table the datapath owns and replaces
-	// at will; DefaultTable when empty. Nothing outside it is touched.
+	// Table is the name of the ip and ip6 tables the datapath owns and
+	// replaces at will; DefaultTable when empty. Nothing outside it is touched.
 	Table string
 	// MasqueradeBit is the bit of the packet mark that asks for
 	// masquerading (kube-proxy's masqueradeBit), 1 to 31; zero means

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/nftables/expr"
 	goldenfile "github.com/lbkit/lbkit/internal/golden"
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -188,7 +189,7 @@ func checkRegisters(t *testing.T, chain string, v6 bool, rule []expr.Any) {
 			d := set(e.SetName)
 			read("dynset "+e.SetName, e.SrcRegKey, fieldsSize(d.key))
 		case *expr.NAT:
-			read("nat address", e.RegAddrMin, addrLen(v6))
+			read("nat address", e.RegAddrMin, nftutil.AddrLen(v6))
 			read("nat port", e.RegProtoMin, 2)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/nftables/expr"
 
+	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -99,14 +100,14 @@ func (c *config) masqFor(svc *lb.Service, fe lb.Frontend) masqMode {
 // addr . proto . port . (numgen random mod N) and DNAT to the element's
 // backend.
 func (t target) chain() chainDef {
-	w := words(t.v6)
+	w := nftutil.Words(t.v6)
 	var rules [][]expr.Any
 	if mark := markChain(t.masq); mark != "" {
 		rules = append(rules, []expr.Any{jump(mark)})
 	}
 	rules = append(rules, []expr.Any{
-		loadFrontendAddr(t.v6, t.wildcard, reg(0)), loadProto(reg(w)), loadDport(reg(w + 1)), numgen(reg(w+2), t.slots),
-		lookupData(setFor(setEndpoints, t.v6), reg(0), reg(0)), dnat(t.v6, reg(0), reg(w)),
+		loadFrontendAddr(t.v6, t.wildcard, nftutil.Reg(0)), nftutil.LoadProto(nftutil.Reg(w)), loadDport(nftutil.Reg(w + 1)), numgen(nftutil.Reg(w+2), t.slots),
+		lookupData(setFor(setEndpoints, t.v6), nftutil.Reg(0), nftutil.Reg(0)), dnat(t.v6, nftutil.Reg(0), nftutil.Reg(w)),
 	})
 	return chainDef{name: t.name(), rules: rules}
 }
