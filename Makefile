@@ -85,7 +85,7 @@ bpf-check: bpf
 # IPVS and other kernel tests inside a QEMU guest booted from Debian's
 # kernel package (needs qemu-system-x86 busybox-static kmod xz-utils).
 vmtest:
-	$(GO) run ./internal/vmtest/cmd/vmtest ./internal/vmtest ./backends/ipvs -- -test.count 1 -test.timeout 14m
+	$(GO) run ./internal/vmtest/cmd/vmtest ./internal/vmtest ./internal/conntrack ./backends/ipvs -- -test.count 1 -test.timeout 14m
 
 # The IPVS benchmarks in the guest (full sync 5k/10k vs plain moby/ipvs,
 # one endpoint change at 1k/5k/10k with netlink request counts).

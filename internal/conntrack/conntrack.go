@@ -97,10 +97,25 @@ func ClearUDP(netns string, f Filter) (int, error) {
 		n, err := h.ConntrackDeleteFilters(netlink.ConntrackTable, fam, m)
 		total += int(n)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("conntrack: delete %s UDP entries in %s: %w", familyName(fam), nsName(netns), err))
+			errs = append(errs, fmt.Errorf("conntrack: delete %s UDP entries in %s: %w", familyName(fam), nsName(netns), withModuleHint(err)))
 		}
 	}
 	return total, errors.Join(errs...)
+}
+
+// withModuleHint names the likely cause when the table dump fails with
+// EINVAL or EOPNOTSUPP: the kernel has no conntrack netlink subsystem
+// (nf_conntrack_netlink). nfnetlink answers a request for a subsystem that
+// is not registered with EINVAL after trying to autoload its module, which
+// fails where modprobe or the module files are missing (a minimal
+// initramfs such as the vmtest guest's, a container without
+// /lib/modules). The dump carries no attributes, so a malformed request
+// is not the cause. Failed deletes carry no errno and pass unchanged.
+func withModuleHint(err error) error {
+	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EOPNOTSUPP) {
+		return fmt.Errorf("%w (the kernel probably lacks conntrack netlink: load it with modprobe nf_conntrack_netlink)", err)
+	}
+	return err
 }
 
 // openHandle opens a netfilter netlink handle whose socket lives in the

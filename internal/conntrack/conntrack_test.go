@@ -1,102 +1,12 @@
 package conntrack
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
 	"testing"
 
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
-
 	"github.com/lbkit/lbkit/internal/netns"
-	"github.com/lbkit/lbkit/internal/testenv"
 )
-
-// dnatTopology builds a topology whose node DNATs UDP to vip:80 to
-// backend i, per an nft rule the test can replace.
-type dnatTopology struct {
-	topo *netns.Topology
-}
-
-func newDNATTopology(t *testing.T) *dnatTopology {
-	t.Helper()
-	netns.Require(t)
-	testenv.RequireTool(t, "nft", "nftables") // installs the test's DNAT rule
-	topo := netns.New(t, netns.Options{Backends: 2, IPv6: true, TCPPorts: []uint16{}})
-	d := &dnatTopology{topo: topo}
-	d.nft(t, "add table inet cttest")
-	d.nft(t, "add chain inet cttest pre { type nat hook prerouting priority -100 ; }")
-	return d
-}
-
-func (d *dnatTopology) nft(t *testing.T, cmd string) {
-	t.Helper()
-	if out, err := d.topo.Node.Exec(context.Background(), "nft", cmd); err != nil {
-		t.Fatalf("nft %s: %v: %s", cmd, err, out)
-	}
-}
-
-// dnatTo makes vip:80/udp go to backend i (replacing the previous rule).
-func (d *dnatTopology) dnatTo(t *testing.T, vip netip.Addr, i int) {
-	t.Helper()
-	be := d.topo.Backends[i].Addr(vip.Is6())
-	fam := "ip"
-	if vip.Is6() {
-		fam = "ip6"
-	}
-	d.nft(t, "flush chain inet cttest pre")
-	d.nft(t, fmt.Sprintf("add rule inet cttest pre %s daddr %s udp dport 80 dnat %s to %s",
-		fam, vip, fam, netip.AddrPortFrom(be, netns.DefaultPort)))
-}
-
-// request sends one UDP request from the client's fixed source port to dst
-// and returns who answered.
-func (d *dnatTopology) request(t *testing.T, src uint16, dst netip.AddrPort) string {
-	t.Helper()
-	local := netip.AddrPortFrom(d.topo.Client.Addr(dst.Addr().Is6()), src)
-	r, err := d.topo.Client.RequestFrom(t.Context(), "udp", local, dst)
-	if err != nil {
-		t.Fatalf("request %s -> %s: %v", local, dst, err)
-	}
-	return r.Backend
-}
-
-// entries lists the node's UDP conntrack entries of the family of a.
-func (d *dnatTopology) entries(t *testing.T, a netip.Addr) []*netlink.ConntrackFlow {
-	t.Helper()
-	h, err := openHandle(d.topo.Node.Path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	fam := netlink.InetFamily(unix.AF_INET)
-	if a.Is6() {
-		fam = unix.AF_INET6
-	}
-	flows, err := h.ConntrackTableList(netlink.ConntrackTable, fam)
-	if err != nil {
-		t.Fatalf("list conntrack: %v", err)
-	}
-	var out []*netlink.ConntrackFlow
-	for _, f := range flows {
-		if f.Forward.Protocol == unix.IPPROTO_UDP {
-			out = append(out, f)
-		}
-	}
-	return out
-}
-
-// hasFlowFrom reports whether an entry of the client's source port src to
-// dst exists.
-func (d *dnatTopology) hasFlowFrom(t *testing.T, src uint16, dst netip.AddrPort) bool {
-	for _, f := range d.entries(t, dst.Addr()) {
-		if f.Forward.SrcPort == src && netip.AddrPortFrom(addrOf(f.Forward.DstIP), f.Forward.DstPort) == dst {
-			return true
-		}
-	}
-	return false
-}
 
 // TestStaleUDPFlowFollowsNewBackendAfterClear: a UDP flow from a fixed
 // source port keeps going to the backend it was first DNATed to, even after

@@ -13,13 +13,16 @@ import (
 // DefaultModules are the kernel modules a guest loads unless Options name
 // others: IPVS with every scheduler lbkit uses, what connection tracking
 // and NAT need (crc32c_generic first: busybox ignores libcrc32c's soft
-// dependency on it), nftables masquerade, and the link types of
+// dependency on it), conntrack's netlink interface (internal/conntrack
+// dumps and deletes entries through it; a node autoloads it on first use,
+// the guest cannot, and without it every request fails with EINVAL),
+// nftables masquerade, and the link types of
 // internal/netns topologies and of the IPVS datapath, and br_netfilter
 // (Kubernetes nodes need it: replies between pods on one bridge must pass
 // netfilter and IPVS).
 var DefaultModules = []string{
 	"crc32c_generic", "libcrc32c",
-	"nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "nf_nat",
+	"nf_defrag_ipv4", "nf_defrag_ipv6", "nf_conntrack", "nf_conntrack_netlink", "nf_nat",
 	"nf_tables", "nft_ct", "nft_chain_nat", "nft_masq", "nft_nat",
 	"ip_vs", "ip_vs_rr", "ip_vs_wrr", "ip_vs_lc", "ip_vs_wlc", "ip_vs_sh",
 	"ip_vs_dh", "ip_vs_sed", "ip_vs_nq", "ip_vs_mh",
