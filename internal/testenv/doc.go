@@ -11,4 +11,8 @@
 // Only missing programs are governed here. A test that skips because it
 // does not run as root (as in `make test-user`) keeps skipping: check for
 // root first, then call RequireTool.
+//
+// It also gives tests their loggers: Logger writes log/slog lines through
+// t.Log, and CaptureLogs records entries for tests that check what was
+// logged.
 package testenv
