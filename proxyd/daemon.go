@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"time"
 
 	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
@@ -138,7 +136,7 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		// without it, and syncing without it would remove what an earlier
 		// process left serving.
 		InitialSyncTimeout: -1,
-		Logger:             slog.New(zapslog.NewHandler(log.Named("engine").With(zap.String("mode", mode)).Core())),
+		Logger:             slogOf(log.Named("engine").With(zap.String("mode", mode))),
 		Hooks:              m.Hooks(),
 	})
 	if err != nil {
@@ -249,7 +247,7 @@ func newSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.
 	case cfg.Lbkit.Services != "":
 		var once sync.Once
 		return file.New(cfg.Lbkit.Services, eng, file.Options{
-			Logger:    log.Named("services-file"),
+			Logger:    slogOf(log.Named("services-file")),
 			OnError:   func(error) { m.ConfigReloadError("file") },
 			OnApplied: func(int) { once.Do(synced) },
 		}), nil

@@ -3,8 +3,11 @@ package main
 import (
 	"fmt"
 	"io"
+	"log/slog"
+	"math"
 
 	"go.uber.org/zap"
+	"go.uber.org/zap/exp/zapslog"
 	"go.uber.org/zap/zapcore"
 
 	"github.com/lbkit/lbkit/proxyd/config"
@@ -28,4 +31,12 @@ func newLogger(format string, v int, w io.Writer) (*zap.Logger, error) {
 	level := zapcore.InfoLevel - zapcore.Level(min(max(v, 0), 100))
 	core := zapcore.NewCore(encoder, zapcore.Lock(zapcore.AddSync(w)), zap.NewAtomicLevelAt(level))
 	return zap.New(core), nil
+}
+
+// slogOf hands a library package (lb, a backend, sources/file), which logs
+// with log/slog, the daemon's zap logger l: same output, level and fields,
+// l's name as the entry's logger name, and no stack traces (zapslog adds
+// them to errors by default; proxyd's own zap logger never does).
+func slogOf(l *zap.Logger) *slog.Logger {
+	return slog.New(zapslog.NewHandler(l.Core(), zapslog.WithName(l.Name()), zapslog.AddStacktraceAt(slog.Level(math.MaxInt))))
 }

@@ -27,7 +27,7 @@ func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.D
 	if mode == config.ModeUserspace {
 		return userspace.New(userspace.Options{
 			Netns:          cfg.Lbkit.Netns,
-			Logger:         log.Named("userspace"),
+			Logger:         slogOf(log.Named("userspace")),
 			UDPIdleTimeout: cfg.Lbkit.Userspace.UDPIdleTimeout.Duration,
 		})
 	}
@@ -78,7 +78,7 @@ func persistent(mode string) bool { return mode != config.ModeUserspace }
 func newNFTables(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	return nftables.New(nftables.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log,
+		Logger:            slogOf(log),
 		MasqueradeBit:     int(cfg.NFTables.MasqueradeBit),
 		MasqueradeAll:     cfg.NFTables.MasqueradeAll,
 		ClusterCIDRs:      k.clusterCIDRs,
@@ -101,7 +101,7 @@ func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath,
 	}
 	return ebpf.New(ebpf.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log,
+		Logger:            slogOf(log),
 		Attach:            e.Attach,
 		SocketLB:          e.SocketLB,
 		Interfaces:        e.Interfaces,
@@ -121,7 +121,7 @@ func newIPTables(cfg *config.Config, log *zap.Logger, k kernelOptions, hooks dat
 	}
 	return iptables.New(iptables.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log,
+		Logger:            slogOf(log),
 		Flavour:           flavour,
 		MasqueradeBit:     int(cfg.IPTables.MasqueradeBit),
 		MasqueradeAll:     cfg.IPTables.MasqueradeAll,
@@ -139,7 +139,7 @@ func newIPVS(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath,
 	}
 	return ipvs.New(ipvs.Options{
 		Netns:             cfg.Lbkit.Netns,
-		Logger:            log,
+		Logger:            slogOf(log),
 		Scheduler:         cfg.IPVS.Scheduler,
 		StrictARP:         cfg.IPVS.StrictARP,
 		ExcludeCIDRs:      exclude,

@@ -62,7 +62,7 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 				return found, err
 			},
 			clean: func(ctx context.Context) error {
-				dp, err := iptables.New(iptables.Options{Netns: netns, Flavour: f, Logger: log.Named("iptables")})
+				dp, err := iptables.New(iptables.Options{Netns: netns, Flavour: f, Logger: slogOf(log.Named("iptables"))})
 				if err != nil {
 					return err
 				}
@@ -76,7 +76,7 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 			return nftables.Scan(ctx, nftables.ScanOptions{Netns: netns})
 		},
 		clean: func(ctx context.Context) error {
-			dp, err := nftables.New(nftables.Options{Netns: netns, Logger: log.Named("nftables")})
+			dp, err := nftables.New(nftables.Options{Netns: netns, Logger: slogOf(log.Named("nftables"))})
 			if err != nil {
 				return err
 			}
@@ -86,10 +86,10 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 	kinds = append(kinds, stateKind{
 		name: stateIPVS,
 		scan: func(ctx context.Context) ([]string, error) {
-			return ipvs.Scan(ctx, ipvs.ScanOptions{Netns: netns, ExcludeCIDRs: exclude, Logger: log.Named("ipvs")})
+			return ipvs.Scan(ctx, ipvs.ScanOptions{Netns: netns, ExcludeCIDRs: exclude, Logger: slogOf(log.Named("ipvs"))})
 		},
 		clean: func(ctx context.Context) error {
-			dp, err := ipvs.New(ipvs.Options{Netns: netns, ExcludeCIDRs: exclude, Logger: log.Named("ipvs")})
+			dp, err := ipvs.New(ipvs.Options{Netns: netns, ExcludeCIDRs: exclude, Logger: slogOf(log.Named("ipvs"))})
 			if err != nil {
 				return err
 			}

@@ -25,11 +25,10 @@
 package conformance
 
 import (
+	"log/slog"
 	"net/netip"
 	"os"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/internal/testenv"
@@ -55,7 +54,7 @@ type Env struct {
 	// Topo is the scenario's topology; nil in loopback mode.
 	Topo *netns.Topology
 	// Logger is a test logger for the datapath.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// MasqueradeAll, ClusterCIDRs and NodePortAddresses are what the
 	// scenario expects of a kernel datapath's masquerading and NodePort
 	// settings (kube-proxy's masqueradeAll, clusterCIDR and

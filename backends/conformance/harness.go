@@ -11,11 +11,8 @@ import (
 	"slices"
 	"testing"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/exp/zapslog"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -64,7 +61,7 @@ func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool, adju
 		t:    t,
 		ctx:  t.Context(),
 		opts: opts,
-		env:  &Env{NodeName: NodeName, Logger: zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))},
+		env:  &Env{NodeName: NodeName, Logger: testenv.LoggerAt(t, slog.LevelInfo)},
 	}
 	if loopback {
 		h.client = &netns.Host{Name: "loopback-client", IPv4: loopbackAddr}
@@ -89,7 +86,7 @@ func newHarness(t *testing.T, f Factory, opts Options, loopback, ipv6 bool, adju
 		t.Fatal("conformance: the Factory returned a nil datapath")
 	}
 	h.caps = h.dp.Capabilities()
-	eng, err := lb.NewEngine(h.dp, lb.Config{NodeName: NodeName, MinSyncPeriod: 0, Logger: slog.New(zapslog.NewHandler(h.env.Logger.Core()))})
+	eng, err := lb.NewEngine(h.dp, lb.Config{NodeName: NodeName, MinSyncPeriod: 0, Logger: h.env.Logger})
 	if err != nil {
 		t.Fatalf("conformance: lb.NewEngine(%s): %v", h.dp.Name(), err)
 	}

@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/bpf"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -42,7 +40,7 @@ func (d *Datapath) Adopt(ctx context.Context) error {
 	if err := d.adoptMaps(); err != nil {
 		return errors.Join(fmt.Errorf("ebpf: adopt pinned maps: %w", err), d.stop())
 	}
-	d.log.Info("adopted pinned state", zap.String("pinPath", d.opts.PinPath), zap.Int("frontends", len(d.frontends)))
+	d.log.Info("adopted pinned state", "pinPath", d.opts.PinPath, "frontends", len(d.frontends))
 	return nil
 }
 

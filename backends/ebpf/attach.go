@@ -6,7 +6,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
 )
@@ -109,7 +108,7 @@ func (d *Datapath) attachTC(ifc iface) ([]*attachment, error) {
 			if !errors.Is(err, ebpf.ErrNotSupported) {
 				return fail(fmt.Errorf("ebpf: attach %s with tcx: %w", desc, err))
 			}
-			d.log.Info("no tcx in this kernel: attaching with a clsact qdisc", zap.String("interface", ifc.name))
+			d.log.Info("no tcx in this kernel: attaching with a clsact qdisc", "interface", ifc.name)
 		}
 		f, err := addLegacyFilter(d.opts.Netns, ifc.index, dir.parent, dir.prog)
 		if err != nil {
@@ -129,7 +128,7 @@ func (d *Datapath) attachAll() error {
 			return err
 		}
 		for _, a := range d.attached {
-			d.log.Info("attached", zap.String("program", a.desc))
+			d.log.Info("attached", "program", a.desc)
 		}
 	}
 	if d.opts.Attach == AttachSocket {

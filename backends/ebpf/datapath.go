@@ -13,10 +13,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"sync"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -28,7 +27,7 @@ const name = "ebpf"
 // concurrent use.
 type Datapath struct {
 	opts Options
-	log  *zap.Logger
+	log  *slog.Logger
 
 	mu sync.Mutex
 	// objs is nil before the first Sync and after Cleanup.
@@ -185,7 +184,7 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	d.logSync(full, len(todo), p)
 	if len(errs) > 0 {
 		for k, err := range errs {
-			d.log.Warn("service not programmed", zap.String("service", string(k)), zap.Error(err))
+			d.log.Warn("service not programmed", "service", string(k), "error", err)
 		}
 		return errs
 	}

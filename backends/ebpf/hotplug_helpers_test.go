@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest/observer"
-
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // ipCmd runs the ip command; failures fail the test.
@@ -109,15 +108,14 @@ func programsOn(t *testing.T, nsPath, ifname string) []string {
 }
 
 // observed returns a logger that records entries at info and above.
-func observed() (*zap.Logger, *observer.ObservedLogs) {
-	core, logs := observer.New(zap.InfoLevel)
-	return zap.New(core), logs
+func observed() (*slog.Logger, *testenv.LogCapture) {
+	return testenv.CaptureLogs(slog.LevelInfo)
 }
 
 // logged reports whether an entry with message msg mentions ifname.
-func logged(logs *observer.ObservedLogs, msg, ifname string) bool {
-	for _, e := range logs.FilterMessage(msg).All() {
-		if strings.Contains(fmt.Sprint(e.ContextMap()), ifname) {
+func logged(logs *testenv.LogCapture, msg, ifname string) bool {
+	for _, e := range logs.WithMessage(msg) {
+		if strings.Contains(fmt.Sprint(e.Attrs), ifname) {
 			return true
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"slices"
 
 	"github.com/vishvananda/netlink"
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
@@ -149,7 +148,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 	st := d.ifaces[ifc.index]
 	if st != nil && st.name != ifc.name {
 		// Renamed: pins and descriptions carry the old name.
-		d.log.Info("interface renamed: attaching anew", zap.String("from", st.name), zap.String("interface", ifc.name))
+		d.log.Info("interface renamed: attaching anew", "from", st.name, "interface", ifc.name)
 		if err := d.detachIface(st); err != nil {
 			return err
 		}
@@ -157,7 +156,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 	}
 	if !d.covers(l) {
 		if st != nil {
-			d.log.Info("interface no longer selected: detaching", zap.String("interface", ifc.name))
+			d.log.Info("interface no longer selected: detaching", "interface", ifc.name)
 			return d.detachIface(st)
 		}
 		return nil
@@ -173,7 +172,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 		if err := st.xdp.detach(d.opts.Netns); err != nil {
 			errs = append(errs, err)
 		} else {
-			d.log.Info("detached: the interface is bridged now", zap.String("program", st.xdp.desc))
+			d.log.Info("detached: the interface is bridged now", "program", st.xdp.desc)
 			st.xdp = nil
 		}
 	}
@@ -183,7 +182,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 			errs = append(errs, err)
 		} else {
 			st.xdp = a
-			d.log.Info("attached", zap.String("program", a.desc))
+			d.log.Info("attached", "program", a.desc)
 		}
 	}
 	if st.tc == nil {
@@ -193,7 +192,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 		} else {
 			st.tc = as
 			for _, a := range as {
-				d.log.Info("attached", zap.String("program", a.desc))
+				d.log.Info("attached", "program", a.desc)
 			}
 		}
 	}
@@ -205,7 +204,7 @@ func (d *Datapath) syncLink(l netlink.Link) error {
 // the first Sync; it never stops the datapath.
 func (d *Datapath) attachFailed(ifname string, err error) {
 	d.attachErrors++
-	d.log.Warn("cannot attach the datapath to an interface", zap.String("interface", ifname), zap.Error(err))
+	d.log.Warn("cannot attach the datapath to an interface", "interface", ifname, "error", err)
 }
 
 // detachIface detaches everything from an interface that still exists and
@@ -239,10 +238,10 @@ func (d *Datapath) forgetIface(st *ifaceState) {
 	}
 	delete(d.ifaces, st.index)
 	if err := errors.Join(errs...); err != nil {
-		d.log.Warn("interface gone: releasing its links", zap.String("interface", st.name), zap.Error(err))
+		d.log.Warn("interface gone: releasing its links", "interface", st.name, "error", err)
 		return
 	}
-	d.log.Info("interface gone: dropped its attachments", zap.String("interface", st.name), zap.Strings("programs", st.programs()))
+	d.log.Info("interface gone: dropped its attachments", "interface", st.name, "programs", st.programs())
 }
 
 // ifaceList returns the interfaces with attachments, newest index first.

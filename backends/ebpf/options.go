@@ -2,12 +2,11 @@ package ebpf
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"go.uber.org/zap"
 )
 
 // Attach modes: where the programs run.
@@ -47,7 +46,7 @@ type Options struct {
 	// empty means the process's own.
 	Netns string
 	// Logger receives attach and sync events; nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// Attach is AttachTC (default), AttachXDP or AttachSocket.
 	Attach string
 	// SocketLB also attaches the socket-LB programs in the TC and XDP
@@ -160,7 +159,7 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	if o.Logger == nil {
-		o.Logger = zap.NewNop()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
 }

@@ -10,7 +10,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -185,7 +184,7 @@ func (d *Datapath) pruneLinkPins() error {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("ebpf: remove stale pinned link: %w", err)
 		}
-		d.log.Info("removed a stale pinned link", zap.String("pin", p))
+		d.log.Info("removed a stale pinned link", "pin", p)
 	}
 	return nil
 }

@@ -2,8 +2,6 @@ package ebpf
 
 import (
 	"fmt"
-
-	"go.uber.org/zap"
 )
 
 // recoverMaps reads the bookkeeping back from the maps after a plan failed
@@ -22,6 +20,6 @@ func (d *Datapath) recoverMaps() error {
 		return fmt.Errorf("ebpf: read the maps back after a failed sync (the next sync tries again): %w", err)
 	}
 	d.reread = false
-	d.log.Warn("a sync failed halfway; read the maps back, the next sync is full", zap.Int("frontends", len(d.frontends)))
+	d.log.Warn("a sync failed halfway; read the maps back, the next sync is full", "frontends", len(d.frontends))
 	return nil
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/bpf"
 )
@@ -28,7 +28,7 @@ type ScanOptions struct {
 	// (Options.Cgroup); empty means the one the datapath uses by default.
 	Cgroup string
 	// Logger receives what Remove removes; nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 }
 
 // object is one piece of lbkit's eBPF state, and how to remove it.
@@ -68,7 +68,7 @@ func Remove(ctx context.Context, o ScanOptions) error {
 	objs, err := scanObjects(ctx, o)
 	log := o.Logger
 	if log == nil {
-		log = zap.NewNop()
+		log = slog.New(slog.DiscardHandler)
 	}
 	var errs []error
 	if err != nil {
@@ -82,7 +82,7 @@ func Remove(ctx context.Context, o ScanOptions) error {
 			errs = append(errs, fmt.Errorf("ebpf: remove %s: %w", strings.TrimPrefix(ob.desc, "ebpf: "), err))
 			continue
 		}
-		log.Info("removed", zap.String("object", ob.desc))
+		log.Info("removed", "object", ob.desc)
 	}
 	return errors.Join(errs...)
 }

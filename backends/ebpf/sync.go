@@ -3,8 +3,6 @@ package ebpf
 import (
 	"fmt"
 
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -198,5 +196,5 @@ func unsupported(key lb.ServiceKey, field, value string) error {
 
 // logSync logs one sync's size at debug level.
 func (d *Datapath) logSync(full bool, services int, p *plan) {
-	d.log.Debug("maps synced", zap.Bool("full", full), zap.Int("services", services), zap.Int("mapOps", p.ops()))
+	d.log.Debug("maps synced", "full", full, "services", services, "mapOps", p.ops())
 }

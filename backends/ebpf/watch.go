@@ -6,7 +6,6 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"go.uber.org/zap"
 )
 
 // Link watching: from the first Sync (or Adopt) until Cleanup, one
@@ -128,7 +127,7 @@ func (d *Datapath) watchOnce(w *watcher) (healthy, ok bool) {
 	if err := d.subscribe(updates, subStop); err != nil {
 		return false, d.current(w, func() {
 			d.watchErrors++
-			d.log.Warn("cannot watch interfaces; retrying", zap.Error(err))
+			d.log.Warn("cannot watch interfaces; retrying", "error", err)
 		})
 	}
 	// Runs before close(ended): when the watcher was retired, netlink
@@ -160,7 +159,7 @@ func (d *Datapath) subscribe(ch chan netlink.LinkUpdate, stop chan struct{}) err
 			select {
 			case <-stop: // the socket was closed on purpose
 			default:
-				d.log.Debug("interface watch", zap.Error(err))
+				d.log.Debug("interface watch", "error", err)
 			}
 		},
 	}

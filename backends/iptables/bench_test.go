@@ -3,12 +3,11 @@ package iptables
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"runtime"
 	"syscall"
 	"testing"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/bench"
 	"github.com/lbkit/lbkit/lb"
@@ -28,7 +27,7 @@ func benchEngine(b *testing.B, f Flavour, n int) (*lb.Engine, *Datapath) {
 func benchEngineOpts(b *testing.B, f Flavour, n int, opts Options) (*lb.Engine, *Datapath) {
 	b.Helper()
 	ns := testNetns(b)
-	opts.Logger = zap.NewNop()
+	opts.Logger = slog.New(slog.DiscardHandler)
 	d := newTest(b, f, ns, opts)
 	items, err := bench.Generate(n, 3)
 	if err != nil {

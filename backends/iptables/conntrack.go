@@ -1,8 +1,6 @@
 package iptables
 
 import (
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/internal/conntrack"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -15,11 +13,11 @@ import (
 func (d *Datapath) clearConntrack(changes []change) {
 	n, fes, err := conntrack.ClearStaleUDP(d.netns, staleOf(changes))
 	if err != nil {
-		d.log.Warn("stale UDP conntrack entries not all deleted", zap.Int("frontends", fes), zap.Error(err))
+		d.log.Warn("stale UDP conntrack entries not all deleted", "frontends", fes, "error", err)
 		return
 	}
 	if n > 0 {
-		d.log.Info("deleted stale UDP conntrack entries", zap.Int("entries", n), zap.Int("frontends", fes))
+		d.log.Info("deleted stale UDP conntrack entries", "entries", n, "frontends", fes)
 	}
 }
 

@@ -21,12 +21,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -44,7 +43,7 @@ type Options struct {
 	// whose tables the datapath programs; empty means the process's own.
 	Netns string
 	// Logger receives sync and cleanup events; nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// Flavour picks iptables-legacy or iptables-nft; empty means the one
 	// the system's iptables command is (DetectFlavour).
 	Flavour Flavour
@@ -74,7 +73,7 @@ type Options struct {
 // Datapath programs iptables. Create it with New; it is safe for concurrent
 // use (the engine syncs from one goroutine; Inspect may run meanwhile).
 type Datapath struct {
-	log        *zap.Logger
+	log        *slog.Logger
 	flavour    Flavour
 	netns      string
 	run        runner
@@ -160,9 +159,9 @@ func New(opts Options) (*Datapath, error) {
 		onFallback: opts.OnFallback,
 	}
 	if d.log == nil {
-		d.log = zap.NewNop()
+		d.log = slog.New(slog.DiscardHandler)
 	}
-	d.log = d.log.With(zap.String("flavour", string(f)))
+	d.log = d.log.With("flavour", string(f))
 	for i, v6 := range []bool{false, true} {
 		t, err := lookTools(f, v6)
 		if err != nil {
@@ -246,7 +245,7 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	if changed.Full || !d.synced {
 		err = d.syncFull(ctx, s, bad)
 	} else if err = d.syncPartial(ctx, s, changed, bad); err != nil {
-		d.log.Warn("partial sync failed; falling back to a full sync", zap.Error(err))
+		d.log.Warn("partial sync failed; falling back to a full sync", "error", err)
 		if d.onFallback != nil {
 			d.onFallback()
 		}
@@ -368,7 +367,7 @@ func (d *Datapath) executeFull(ctx context.Context, f *family, p *famPlan) error
 		if !errors.As(err, &re) || !strings.HasPrefix(re.Input, "-C ") {
 			return err
 		}
-		d.log.Warn("a jump into lbkit's chains is missing; adding it", zap.String("family", familyName(f.v6)), zap.String("check", re.Input))
+		d.log.Warn("a jump into lbkit's chains is missing; adding it", "family", familyName(f.v6), "check", re.Input)
 	}
 	missing, err := f.missingJumps(ctx)
 	if err != nil {

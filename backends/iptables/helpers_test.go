@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 
-	"go.uber.org/zap/zaptest"
-
 	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -65,7 +63,7 @@ func newTest(t testing.TB, f Flavour, netns string, opts Options) *Datapath {
 	t.Helper()
 	opts.Flavour, opts.Netns = f, netns
 	if opts.Logger == nil {
-		opts.Logger = zaptest.NewLogger(t)
+		opts.Logger = testenv.Logger(t)
 	}
 	d, err := New(opts)
 	if err != nil {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-
-	"go.uber.org/zap"
 )
 
 // tables are the tables lbkit writes to.
@@ -33,7 +31,7 @@ func (d *Datapath) readKernel(ctx context.Context) error {
 		// No chain of ours, so no jump either (a jump needs its chain).
 		f.clean = n == 0
 		if n > 0 {
-			d.log.Info("found chains of a previous run", zap.String("family", familyName(f.v6)), zap.Int("chains", n))
+			d.log.Info("found chains of a previous run", "family", familyName(f.v6), "chains", n)
 		}
 	}
 	d.adopted = true
@@ -73,7 +71,7 @@ func (d *Datapath) cleanFamily(ctx context.Context, f *family) error {
 	if _, err := d.run.restore(ctx, f.tools, in); err != nil {
 		return err
 	}
-	d.log.Info("cleaned up", zap.String("family", familyName(f.v6)), zap.Int("chainsAndJumps", removed))
+	d.log.Info("cleaned up", "family", familyName(f.v6), "chainsAndJumps", removed)
 	return nil
 }
 

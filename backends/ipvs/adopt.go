@@ -2,8 +2,6 @@ package ipvs
 
 import (
 	"context"
-
-	"go.uber.org/zap"
 )
 
 // Adopt takes over what a previous process left: it reads the virtual
@@ -33,6 +31,6 @@ func (d *Datapath) Adopt(ctx context.Context) error {
 		}
 	}
 	d.adopted, d.kvs = kernel, kernel
-	d.log.Info("adopted IPVS state", zap.Int("virtualServers", len(kernel)), zap.Int("realServers", dests), zap.Int("draining", zero))
+	d.log.Info("adopted IPVS state", "virtualServers", len(kernel), "realServers", dests, "draining", zero)
 	return nil
 }

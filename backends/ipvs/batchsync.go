@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"slices"
 
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -167,7 +165,7 @@ func (d *Datapath) acked(o op, want *virtualServer, err error) bool {
 		err = nil
 	}
 	if err != nil {
-		d.log.Debug("batched IPVS request failed", zap.Stringer("vs", o.vs), zap.Uint8("cmd", o.cmd), zap.Error(err))
+		d.log.Debug("batched IPVS request failed", "vs", o.vs.String(), "cmd", o.cmd, "error", err)
 		return false
 	}
 	cur := d.kvs[o.vs]
@@ -184,7 +182,7 @@ func (d *Datapath) acked(o op, want *virtualServer, err error) bool {
 		dk := drainKey{o.vs, o.dest}
 		if o.weight == 0 {
 			d.draining[dk] = drainState{since: d.now()}
-			d.log.Debug("draining real server", zap.Stringer("vs", o.vs), zap.Stringer("dest", o.dest))
+			d.log.Debug("draining real server", "vs", o.vs.String(), "dest", o.dest)
 		} else {
 			delete(d.draining, dk)
 		}

@@ -6,13 +6,13 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os/exec"
 	"testing"
 
 	mobyipvs "github.com/moby/ipvs"
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/internal/testenv"
@@ -74,7 +74,7 @@ func snapshotOf(states []*lb.ServiceState) *lb.Snapshot {
 
 func newDatapath(tb testing.TB, netns string) *ipvs.Datapath {
 	tb.Helper()
-	dp, err := ipvs.New(ipvs.Options{Netns: netns, Logger: zap.NewNop()})
+	dp, err := ipvs.New(ipvs.Options{Netns: netns, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		tb.Fatal(err)
 	}

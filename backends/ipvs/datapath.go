@@ -3,6 +3,7 @@ package ipvs
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"github.com/moby/ipvs"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/lb"
@@ -25,7 +25,7 @@ const name = "ipvs"
 // called concurrently.
 type Datapath struct {
 	o   Options
-	log *zap.Logger
+	log *slog.Logger
 	c   counters
 	now func() time.Time
 
@@ -71,7 +71,7 @@ func New(opts Options) (*Datapath, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Datapath{o: o, log: o.Logger.With(zap.String("datapath", name)), now: time.Now}
+	d := &Datapath{o: o, log: o.Logger.With("datapath", name), now: time.Now}
 	d.reset()
 	return d, nil
 }

@@ -3,8 +3,6 @@ package ipvs
 import (
 	"net/netip"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // drainInterval returns how often draining real servers are checked: a
@@ -43,7 +41,7 @@ func (d *Datapath) drainPass() {
 				}
 				continue
 			}
-			d.log.Warn("checking draining real servers failed", zap.Stringer("vs", k), zap.Error(err))
+			d.log.Warn("checking draining real servers failed", "vs", k.String(), "error", err)
 			continue
 		}
 		conns := map[netip.AddrPort]int{}
@@ -72,13 +70,13 @@ func (d *Datapath) drainPass() {
 				continue
 			}
 			if err := d.ipvs.delDest(svc, toDest(dest, 0)); err != nil && !notFound(err) {
-				d.log.Warn("deleting drained real server failed", zap.Stringer("vs", k), zap.Stringer("dest", dest), zap.Error(err))
+				d.log.Warn("deleting drained real server failed", "vs", k.String(), "dest", dest, "error", err)
 				continue
 			}
 			delete(d.draining, dk)
 			delete(kv.dests, dest)
-			d.log.Debug("drained real server deleted", zap.Stringer("vs", k), zap.Stringer("dest", dest),
-				zap.Int("connectionsLeft", conns[dest]), zap.Bool("boundReached", expired))
+			d.log.Debug("drained real server deleted", "vs", k.String(), "dest", dest,
+				"connectionsLeft", conns[dest], "boundReached", expired)
 		}
 	}
 }

@@ -2,12 +2,11 @@ package ipvs
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Defaults for Options.
@@ -34,7 +33,7 @@ type Options struct {
 	Netns string
 	// Logger receives sync details at debug level and drain events; nil
 	// logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// Scheduler is the IPVS scheduler of services whose scheduler is
 	// lb.Random, lbkit's default when a source sets none (Kubernetes
 	// services never do). IPVS has no random scheduler, so the datapath
@@ -106,7 +105,7 @@ func (o Options) withDefaults() (Options, error) {
 		}
 	}
 	if o.Logger == nil {
-		o.Logger = zap.NewNop()
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	return o, nil
 }

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 
 	"github.com/google/nftables"
 	"github.com/moby/ipvs"
-	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,7 +20,7 @@ type ScanOptions struct {
 	ExcludeCIDRs []netip.Prefix
 	// Logger is told why virtual servers were not read (a kernel without
 	// IPVS); nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 }
 
 // Scan lists the state the datapath installs in the namespace, without
@@ -44,7 +44,7 @@ func Scan(ctx context.Context, so ScanOptions) ([]string, error) {
 	}
 	var found []string
 	if err := Available(); err != nil {
-		o.Logger.Info("no IPVS virtual servers to scan", zap.String("why", err.Error()))
+		o.Logger.Info("no IPVS virtual servers to scan", "why", err.Error())
 	} else {
 		vs, err := scanServices(&o)
 		if err != nil {

@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/moby/ipvs"
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/conntrack"
 	"github.com/lbkit/lbkit/lb"
@@ -443,7 +442,7 @@ func (d *Datapath) applyVSOnce(k vsKey, want *virtualServer) error {
 			cur.dests[dest] = 0
 		}
 		d.draining[drainKey{k, dest}] = drainState{since: d.now()}
-		d.log.Debug("draining real server", zap.Stringer("vs", k), zap.Stringer("dest", dest))
+		d.log.Debug("draining real server", "vs", k.String(), "dest", dest)
 	}
 	for _, dest := range p.remove {
 		if err := d.ipvs.delDest(svc, toDest(dest, 0)); err != nil && !notFound(err) {
@@ -463,11 +462,11 @@ func (d *Datapath) applyVSOnce(k vsKey, want *virtualServer) error {
 func (d *Datapath) clearStale(s *lb.StaleUDP) {
 	n, fes, err := conntrack.ClearStaleUDP(d.o.Netns, s)
 	if err != nil {
-		d.log.Warn("clearing stale UDP conntrack entries failed", zap.Int("frontends", fes), zap.Error(err))
+		d.log.Warn("clearing stale UDP conntrack entries failed", "frontends", fes, "error", err)
 		return
 	}
 	if n > 0 {
-		d.log.Debug("cleared stale UDP conntrack entries", zap.Int("entries", n), zap.Int("frontends", fes))
+		d.log.Debug("cleared stale UDP conntrack entries", "entries", n, "frontends", fes)
 	}
 }
 

@@ -7,18 +7,15 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap/exp/zapslog"
-	"go.uber.org/zap/zaptest"
-
 	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -52,13 +49,13 @@ func newWorld(t *testing.T, opts ipvs.Options) *world {
 // datapath returns a new datapath and engine on the node.
 func (w *world) datapath(opts ipvs.Options) (*ipvs.Datapath, *lb.Engine) {
 	w.t.Helper()
-	opts.Netns, opts.Logger = w.topo.Node.Path, zaptest.NewLogger(w.t)
+	opts.Netns, opts.Logger = w.topo.Node.Path, testenv.Logger(w.t)
 	dp, err := ipvs.New(opts)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	w.t.Cleanup(func() { dp.Close() })
-	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "node-a", Logger: slog.New(zapslog.NewHandler(opts.Logger.Core()))})
+	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "node-a", Logger: opts.Logger})
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -22,8 +22,6 @@ import (
 	"sync"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/internal/nftutil"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -124,10 +122,10 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 		d.ready = false
 		return err
 	}
-	d.cfg.log.Debug("nftables synced", zap.Bool("full", changed.Full || res.full), zap.Int("services", len(d.records)),
-		zap.Int("elementsAdded", res.added), zap.Int("elementsDeleted", res.deleted),
-		zap.Bool("tableRecreated", res.recreated), zap.Bool("generationUnchanged", res.trusted),
-		zap.Duration("duration", time.Since(start)))
+	d.cfg.log.Debug("nftables synced", "full", changed.Full || res.full, "services", len(d.records),
+		"elementsAdded", res.added, "elementsDeleted", res.deleted,
+		"tableRecreated", res.recreated, "generationUnchanged", res.trusted,
+		"duration", time.Since(start))
 	if len(res.errs) > 0 {
 		return res.errs
 	}

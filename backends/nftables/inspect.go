@@ -7,8 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 
@@ -248,10 +246,10 @@ func (d *Datapath) Adopt(ctx context.Context) error {
 	}
 	switch {
 	case !ks.anyExists():
-		d.cfg.log.Info("no tables to adopt", zap.String("table", d.cfg.table))
+		d.cfg.log.Info("no tables to adopt", "table", d.cfg.table)
 		return nil
 	case !ks.usable():
-		d.cfg.log.Warn("tables of another layout: the first sync replaces them", zap.String("table", d.cfg.table), zap.String("reason", ks.reason()))
+		d.cfg.log.Warn("tables of another layout: the first sync replaces them", "table", d.cfg.table, "reason", ks.reason())
 		return nil
 	}
 	frontends := 0
@@ -262,6 +260,6 @@ func (d *Datapath) Adopt(ctx context.Context) error {
 			}
 		}
 	}
-	d.cfg.log.Info("adopted tables", zap.String("table", d.cfg.table), zap.Int("frontends", frontends))
+	d.cfg.log.Info("adopted tables", "table", d.cfg.table, "frontends", frontends)
 	return nil
 }

@@ -4,15 +4,11 @@ import (
 	"bufio"
 	"context"
 	"io"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"go.uber.org/zap/exp/zapslog"
-	"go.uber.org/zap/zaptest"
 
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/internal/testenv"
@@ -33,7 +29,7 @@ type world struct {
 func newWorld(t *testing.T, o Options) *world {
 	t.Helper()
 	topo := netns.New(t, netns.Options{})
-	o.Netns, o.Logger = topo.Node.Path, zaptest.NewLogger(t)
+	o.Netns, o.Logger = topo.Node.Path, testenv.Logger(t)
 	d, err := New(o)
 	if err != nil {
 		t.Fatal(err)
@@ -114,7 +110,7 @@ func TestAdoption(t *testing.T) {
 	sticky.Affinity = lb.SessionAffinity{Type: lb.AffinityClientIP, Timeout: time.Hour}
 	all := []lb.Endpoint{w.backend(0), w.backend(1), w.backend(2)}
 
-	first, err := lb.NewEngine(w.d, lb.Config{Logger: slog.New(zapslog.NewHandler(zaptest.NewLogger(t).Core()))})
+	first, err := lb.NewEngine(w.d, lb.Config{Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,11 +140,11 @@ func TestAdoption(t *testing.T) {
 
 	// The process "restarts": a new datapath and engine, the same
 	// services but one endpoint fewer for web, traffic flowing meanwhile.
-	second, err := New(Options{Netns: w.topo.Node.Path, Logger: zaptest.NewLogger(t)})
+	second, err := New(Options{Netns: w.topo.Node.Path, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := lb.NewEngine(second, lb.Config{Logger: slog.New(zapslog.NewHandler(zaptest.NewLogger(t).Core()))})
+	eng, err := lb.NewEngine(second, lb.Config{Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,10 +2,9 @@ package nftables
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"strings"
-
-	"go.uber.org/zap"
 )
 
 // Defaults for Options.
@@ -22,7 +21,7 @@ type Options struct {
 	// network namespace to program; empty means the process's own.
 	Netns string
 	// Logger receives one line per sync and warnings; nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// Table is the name of the ip and ip6 tables the datapath owns and
 	// replaces at will; DefaultTable when empty. Nothing outside it is touched.
 	Table string
@@ -47,7 +46,7 @@ type Options struct {
 // config is Options checked and resolved.
 type config struct {
 	netns    string
-	log      *zap.Logger
+	log      *slog.Logger
 	table    string
 	markBit  uint32 // the mark value, 1 << MasqueradeBit
 	masqAll  bool
@@ -67,7 +66,7 @@ func fam(v6 bool) int {
 func (o Options) resolve() (*config, error) {
 	c := &config{netns: o.Netns, log: o.Logger, table: o.Table, masqAll: o.MasqueradeAll}
 	if c.log == nil {
-		c.log = zap.NewNop()
+		c.log = slog.New(slog.DiscardHandler)
 	}
 	if c.table == "" {
 		c.table = DefaultTable

@@ -1,8 +1,6 @@
 package nftables
 
 import (
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/internal/conntrack"
 	"github.com/lbkit/lbkit/lb"
 )
@@ -26,10 +24,10 @@ func (s *staleUDP) note(old, st *lb.ServiceState) { s.Note(old, st) }
 func (s *staleUDP) clear(c *config) {
 	n, fes, err := conntrack.ClearStaleUDP(c.netns, &s.StaleUDP)
 	if err != nil {
-		c.log.Warn("stale UDP conntrack entries not cleared", zap.Int("frontends", fes), zap.Error(err))
+		c.log.Warn("stale UDP conntrack entries not cleared", "frontends", fes, "error", err)
 		return
 	}
 	if n > 0 {
-		c.log.Info("cleared stale UDP conntrack entries", zap.Int("entries", n), zap.Int("frontends", fes))
+		c.log.Info("cleared stale UDP conntrack entries", "entries", n, "frontends", fes)
 	}
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 
-	"go.uber.org/zap"
-
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -89,7 +87,7 @@ func (d *Datapath) fullSync(s *lb.Snapshot) (syncResult, error) {
 	if !ks.usable() {
 		res.recreated = true
 		if ks.anyExists() {
-			d.cfg.log.Warn("recreating the tables", zap.String("table", d.cfg.table), zap.String("reason", ks.reason()))
+			d.cfg.log.Warn("recreating the tables", "table", d.cfg.table, "reason", ks.reason())
 		}
 		cn.recreateTables()
 		if err := cn.addSets(); err != nil {

@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -19,8 +20,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/internal/nsutil"
 	"github.com/lbkit/lbkit/lb"
@@ -43,7 +42,7 @@ type Options struct {
 	Netns string
 	// Logger receives listener events and per-connection failures (at
 	// debug level); nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// DialTimeout bounds a TCP connect to one backend; zero means
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
@@ -59,7 +58,7 @@ type Options struct {
 // Datapath is the userspace proxy. Create it with New; it is safe for
 // concurrent use.
 type Datapath struct {
-	log         *zap.Logger
+	log         *slog.Logger
 	netns       string
 	dialTimeout time.Duration
 	udpIdle     time.Duration
@@ -98,7 +97,7 @@ func New(opts Options) (*Datapath, error) {
 		frontends:   make(map[lb.FrontendID]lb.ServiceKey),
 	}
 	if d.log == nil {
-		d.log = zap.NewNop()
+		d.log = slog.New(slog.DiscardHandler)
 	}
 	if d.dialTimeout == 0 {
 		d.dialTimeout = DefaultDialTimeout
@@ -168,7 +167,7 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 		}
 		if err := d.apply(w.Key, w.State); err != nil {
 			errs[w.Key] = err
-			d.log.Warn("service not fully programmed", zap.String("service", string(w.Key)), zap.Error(err))
+			d.log.Warn("service not fully programmed", "service", string(w.Key), "error", err)
 		}
 	}
 	if len(errs) > 0 {
@@ -207,7 +206,7 @@ func (d *Datapath) dropFrontends(w work) {
 			fe.close()
 			delete(svc.frontends, id)
 			delete(d.frontends, id)
-			d.log.Info("frontend closed", zap.String("service", string(w.Key)), zap.Stringer("frontend", id))
+			d.log.Info("frontend closed", "service", string(w.Key), "frontend", id.String())
 		}
 	}
 	if w.State == nil {
@@ -260,8 +259,8 @@ func (d *Datapath) apply(key lb.ServiceKey, st *lb.ServiceState) error {
 		}
 		svc.frontends[id] = fe
 		d.frontends[id] = key
-		d.log.Info("frontend open", zap.String("service", string(key)), zap.Stringer("frontend", fs.Frontend),
-			zap.Int("backends", len(p.backends)))
+		d.log.Info("frontend open", "service", string(key), "frontend", fs.Frontend.String(),
+			"backends", len(p.backends))
 	}
 	svc.pruneStats(st)
 	if len(errs) > 0 {
@@ -363,7 +362,7 @@ func (d *Datapath) Close() error { return d.Cleanup(context.Background()) }
 
 // proxyEnv is what frontends of one datapath generation share.
 type proxyEnv struct {
-	log         *zap.Logger
+	log         *slog.Logger
 	netns       string
 	dialTimeout time.Duration
 	udpIdle     time.Duration

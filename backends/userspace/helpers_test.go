@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
@@ -14,9 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zaptest"
-
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -190,7 +189,7 @@ func simpleState(key string, sched lb.Scheduler, fe lb.Frontend, bs []lb.Backend
 func newTestDatapath(t testing.TB, opts Options) *Datapath {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = zaptest.NewLogger(t, zaptest.Level(zap.InfoLevel))
+		opts.Logger = testenv.LoggerAt(t, slog.LevelInfo)
 	}
 	d, err := New(opts)
 	if err != nil {

@@ -3,10 +3,9 @@ package userspace
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/lb"
 )
@@ -19,7 +18,7 @@ const benchServices = 1000
 // its own loopback address (127.1.x.y:18080), and their snapshot.
 func syncedBench(b *testing.B) (*Datapath, *lb.Snapshot) {
 	b.Helper()
-	d := newTestDatapath(b, Options{Logger: zap.NewNop()})
+	d := newTestDatapath(b, Options{Logger: slog.New(slog.DiscardHandler)})
 	be := netip.MustParseAddrPort("127.0.0.1:9")
 	var s *lb.Snapshot
 	for i := range benchServices {

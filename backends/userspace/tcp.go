@@ -3,11 +3,10 @@ package userspace
 import (
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // tcpFrontend accepts connections on one listener and relays each to a
@@ -17,11 +16,11 @@ type tcpFrontend struct {
 	ln     *net.TCPListener
 	pool   atomic.Pointer[pool]
 	closed atomic.Bool
-	log    *zap.Logger
+	log    *slog.Logger
 }
 
 func newTCPFrontend(env *proxyEnv, ln *net.TCPListener, p *pool) *tcpFrontend {
-	f := &tcpFrontend{env: env, ln: ln, log: env.log.With(zap.Stringer("frontend", p.fe))}
+	f := &tcpFrontend{env: env, ln: ln, log: env.log.With("frontend", p.fe.String())}
 	f.pool.Store(p)
 	return f
 }
@@ -47,7 +46,7 @@ func (f *tcpFrontend) serve() {
 				return
 			}
 			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			f.log.Warn("accept failed; retrying", zap.Error(err), zap.Duration("pause", pause))
+			f.log.Warn("accept failed; retrying", "error", err, "pause", pause)
 			time.Sleep(pause)
 			continue
 		}
@@ -86,7 +85,7 @@ func (f *tcpFrontend) handle(c *net.TCPConn) {
 		return nil
 	})
 	if err != nil {
-		f.log.Debug("no backend reachable", zap.Stringer("client", client), zap.Error(err))
+		f.log.Debug("no backend reachable", "client", client, "error", err)
 		_ = c.SetLinger(0)
 		return
 	}

@@ -2,14 +2,13 @@ package userspace
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // maxDatagram is the largest UDP payload (over IPv6 jumbograms aside).
@@ -23,7 +22,7 @@ type udpFrontend struct {
 	pc     *net.UDPConn
 	pool   atomic.Pointer[pool]
 	closed atomic.Bool
-	log    *zap.Logger
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	flows map[netip.AddrPort]*flow
@@ -43,7 +42,7 @@ func (fl *flow) touch() { fl.last.Store(time.Now().UnixNano()) }
 func newUDPFrontend(env *proxyEnv, pc *net.UDPConn, p *pool) *udpFrontend {
 	f := &udpFrontend{
 		env: env, pc: pc, flows: make(map[netip.AddrPort]*flow),
-		log: env.log.With(zap.Stringer("frontend", p.fe)),
+		log: env.log.With("frontend", p.fe.String()),
 	}
 	f.pool.Store(p)
 	return f
@@ -91,7 +90,7 @@ func (f *udpFrontend) serve() {
 				return
 			}
 			pause = min(max(2*pause, 5*time.Millisecond), time.Second)
-			f.log.Warn("read failed; retrying", zap.Error(err), zap.Duration("pause", pause))
+			f.log.Warn("read failed; retrying", "error", err, "pause", pause)
 			time.Sleep(pause)
 			continue
 		}
@@ -111,8 +110,8 @@ func (f *udpFrontend) serve() {
 			_, err = fl.conn.Write(buf[:n])
 		}
 		if err != nil {
-			f.log.Debug("forward failed", zap.Stringer("client", client),
-				zap.Stringer("backend", fl.backend.Addr), zap.Error(err))
+			f.log.Debug("forward failed", "client", client,
+				"backend", fl.backend.Addr, "error", err)
 		}
 	}
 }
@@ -139,7 +138,7 @@ func (f *udpFrontend) flowFor(client netip.AddrPort) *flow {
 	})
 	if err != nil {
 		if !errors.Is(err, errNoBackends) {
-			f.log.Debug("no backend reachable", zap.Stringer("client", client), zap.Error(err))
+			f.log.Debug("no backend reachable", "client", client, "error", err)
 		}
 		return nil
 	}
@@ -190,7 +189,7 @@ func (f *udpFrontend) runFlow(fl *flow) {
 			if f.closed.Load() {
 				return
 			}
-			f.log.Debug("reply failed", zap.Stringer("client", fl.client), zap.Error(err))
+			f.log.Debug("reply failed", "client", fl.client, "error", err)
 		}
 	}
 }

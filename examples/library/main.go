@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -21,7 +22,6 @@ import (
 
 	"github.com/lbkit/lbkit/backends/userspace"
 	"github.com/lbkit/lbkit/lb"
-	"go.uber.org/zap"
 )
 
 func main() {
@@ -67,13 +67,16 @@ func balance(ctx context.Context, n int, sched lb.Scheduler, out io.Writer) (map
 		eps = append(eps, lb.ReadyEndpoint(addr))
 	}
 
-	// The datapath and the engine that drives it.
-	dp, err := userspace.New(userspace.Options{Logger: zap.NewNop()})
+	// The datapath and the engine that drives it, both logging with
+	// log/slog (here warnings and errors to stderr; a nil Logger logs
+	// nothing).
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	dp, err := userspace.New(userspace.Options{Logger: log.With("component", "userspace")})
 	if err != nil {
 		return nil, err
 	}
 	defer dp.Close()
-	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "example"})
+	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "example", Logger: log.With("component", "engine")})
 	if err != nil {
 		return nil, err
 	}

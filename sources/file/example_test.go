@@ -4,11 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"os"
 	"testing"
-
-	"go.uber.org/zap"
 
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/sources/file"
@@ -45,7 +44,7 @@ func ExampleParse() {
 
 // ExampleNew wires a services file to an engine, as the daemon does.
 func ExampleNew() {
-	run := func(ctx context.Context, eng *lb.Engine, logger *zap.Logger, rejected func()) error {
+	run := func(ctx context.Context, eng *lb.Engine, logger *slog.Logger, rejected func()) error {
 		src := file.New("/etc/lbkit/services.yaml", eng, file.Options{
 			Logger:  logger,
 			OnError: func(error) { rejected() }, // e.g. a Prometheus counter

@@ -1,15 +1,14 @@
 package file
 
 import (
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-	"go.uber.org/zap/zapcore"
-	"go.uber.org/zap/zaptest/observer"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // TestMissingFileBeforeFirstLoad: there is no last good state before the
@@ -17,16 +16,16 @@ import (
 // however often it is polled), and a bad first version says nothing is
 // applied; only after a good load does a failure keep "the last good state".
 func TestMissingFileBeforeFirstLoad(t *testing.T) {
-	core, logs := observer.New(zapcore.InfoLevel)
+	log, logs := testenv.CaptureLogs(slog.LevelInfo)
 	path := filepath.Join(t.TempDir(), "services.yaml")
-	s := New(path, newRecordSink(), Options{Logger: zap.New(core)})
+	s := New(path, newRecordSink(), Options{Logger: log})
 	for range 3 {
 		if err := s.Load(); err == nil {
 			t.Fatal("Load of a missing file succeeded")
 		}
 	}
 	entries := logs.TakeAll()
-	if len(entries) != 1 || entries[0].Level != zapcore.WarnLevel ||
+	if len(entries) != 1 || entries[0].Level != slog.LevelWarn ||
 		!strings.Contains(entries[0].Message, "does not exist; waiting for it") {
 		t.Fatalf("a missing file polled 3 times logged %v; want one warning that it is waited for", entries)
 	}
@@ -49,7 +48,7 @@ func TestMissingFileBeforeFirstLoad(t *testing.T) {
 	if err := s.Load(); err == nil {
 		t.Fatal("Load of a removed file succeeded")
 	}
-	entries = logs.FilterLevelExact(zapcore.ErrorLevel).TakeAll()
+	entries = logs.AtLevel(slog.LevelError)
 	if len(entries) != 1 || !strings.Contains(entries[0].Message, "keeping the last good state") {
 		t.Fatalf("a file removed after a good load logged %v; want the last good state kept", entries)
 	}

@@ -5,11 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"sync"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // DefaultPollInterval is how often Run stats the file when
@@ -26,7 +25,7 @@ const (
 // Options configures a Source. The zero value works.
 type Options struct {
 	// Logger receives a line per load and per problem; nil logs nothing.
-	Logger *zap.Logger
+	Logger *slog.Logger
 	// PollInterval is the period of the stat fallback that catches changes
 	// fsnotify misses; zero means DefaultPollInterval, negative disables it.
 	PollInterval time.Duration
@@ -50,7 +49,7 @@ type Options struct {
 type Source struct {
 	path string
 	opts Options
-	log  *zap.Logger
+	log  *slog.Logger
 
 	mu     sync.Mutex // serializes loads; guards the fields below
 	app    *applier
@@ -69,7 +68,7 @@ type Source struct {
 // until Load or Run.
 func New(path string, sink Sink, opts Options) *Source {
 	if opts.Logger == nil {
-		opts.Logger = zap.NewNop()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	if opts.PollInterval == 0 {
 		opts.PollInterval = DefaultPollInterval
@@ -80,7 +79,7 @@ func New(path string, sink Sink, opts Options) *Source {
 	return &Source{
 		path: path,
 		opts: opts,
-		log:  opts.Logger.With(zap.String("file", path)),
+		log:  opts.Logger.With("file", path),
 		app:  newApplier(sink),
 	}
 }
@@ -127,7 +126,7 @@ func (s *Source) reload(force bool) error {
 		s.logProblems("service not programmed as written; proxyd keeps it and programs it when it can", err)
 		s.reject(err)
 	}
-	s.log.Info("services file applied", zap.Int("services", len(ls)), zap.Int("changed", changed), zap.Int("rejected", len(errs)))
+	s.log.Info("services file applied", "services", len(ls), "changed", changed, "rejected", len(errs))
 	if s.opts.OnApplied != nil {
 		s.opts.OnApplied(changed)
 	}
@@ -141,14 +140,14 @@ func (s *Source) reload(force bool) error {
 func (s *Source) logReadError(err error) {
 	switch {
 	case s.applied:
-		s.log.Error("cannot read the services file; keeping the last good state", zap.Error(err))
+		s.log.Error("cannot read the services file; keeping the last good state", "error", err)
 	case errors.Is(err, fs.ErrNotExist):
 		if !s.waiting {
-			s.log.Warn("the services file does not exist; waiting for it to appear (no services until then)", zap.Error(err))
+			s.log.Warn("the services file does not exist; waiting for it to appear (no services until then)", "error", err)
 		}
 		s.waiting = true
 	default:
-		s.log.Error("cannot read the services file; no services until it can be read", zap.Error(err))
+		s.log.Error("cannot read the services file; no services until it can be read", "error", err)
 	}
 }
 
@@ -167,10 +166,10 @@ func (s *Source) logProblems(msg string, err error) {
 	case errors.As(err, &one):
 		list = ErrorList{one}
 	default:
-		s.log.Error(msg, zap.Error(err))
+		s.log.Error(msg, "error", err)
 		return
 	}
 	for _, e := range list {
-		s.log.Error(msg, zap.Int("line", e.Line), zap.String("field", e.Field), zap.String("problem", e.Msg))
+		s.log.Error(msg, "line", e.Line, "field", e.Field, "problem", e.Msg)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-	"go.uber.org/zap"
 )
 
 // Run watches the file until ctx is done and applies every change, then
@@ -29,7 +28,7 @@ func (s *Source) Run(ctx context.Context) error {
 			}
 		}
 		if err != nil {
-			s.log.Warn("cannot watch the services file's directory; relying on polling", zap.Error(err))
+			s.log.Warn("cannot watch the services file's directory; relying on polling", "error", err)
 		} else {
 			defer func() { _ = w.Close() }()
 			events, watchErrs = w.Events, w.Errors
@@ -72,7 +71,7 @@ func (s *Source) Run(ctx context.Context) error {
 				watchErrs = nil
 				continue
 			}
-			s.log.Warn("file watch error; polling continues", zap.Error(err))
+			s.log.Warn("file watch error; polling continues", "error", err)
 		case <-fire:
 			fire = nil
 			_ = s.reload(false) // errors are reported by reload
