@@ -281,9 +281,9 @@ func (e *Engine) Status() Status {
 		st.OldestPending = e.inflight
 	}
 	st.Services = e.tracker.services
-	st.Phases = make(map[Phase]int, len(e.tracker.phases))
-	for p, n := range e.tracker.phases {
-		if n > 0 {
+	st.Phases = make(map[Phase]int, numPhases)
+	for i, p := range Phases() {
+		if n := e.tracker.phases[i]; n > 0 {
 			st.Phases[p] = n
 		}
 	}

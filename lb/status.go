@@ -29,6 +29,25 @@ func Phases() []Phase {
 	return []Phase{PhaseProgrammed, PhasePending, PhaseInvalid, PhaseUnsupported, PhaseConflict, PhaseFailed}
 }
 
+const numPhases = 6
+
+// phaseIndex is p's position in Phases (counting without a map lookup).
+func phaseIndex(p Phase) int {
+	switch p {
+	case PhaseProgrammed:
+		return 0
+	case PhasePending:
+		return 1
+	case PhaseInvalid:
+		return 2
+	case PhaseUnsupported:
+		return 3
+	case PhaseConflict:
+		return 4
+	}
+	return 5
+}
+
 // ServiceStatus is the engine's verdict on one service.
 type ServiceStatus struct {
 	Service ServiceKey

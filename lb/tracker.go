@@ -42,6 +42,7 @@ type pending struct {
 type tracker struct {
 	caps     Capabilities
 	datapath string
+	capsGen  uint64 // counts capability changes, so records can cache their check
 
 	records map[ServiceKey]*record
 	// owners maps every frontend in the desired state to its service.
@@ -57,7 +58,7 @@ type tracker struct {
 	pendingServices, pendingEndpoints int
 
 	services int // records with a service input
-	phases   map[Phase]int
+	phases   [numPhases]int // services by phase, indexed by phaseIndex
 	// onStatus is called when a service's status changes.
 	onStatus func(ServiceStatus)
 }
@@ -80,6 +81,8 @@ type record struct {
 	accEps []Endpoint
 
 	invalid    error        // Validate's verdict on svc, computed once per input
+	capsErr    error        // checkServiceCaps's verdict on svc ...
+	capsGen    uint64       // ... under the tracker's capsGen (0: not checked)
 	svcErr     error        // why the latest service input was refused
 	epsErr     error        // why the latest endpoints were refused
 	conflict   error        // the first frontend conflict
@@ -91,12 +94,11 @@ type record struct {
 
 func newTracker(caps Capabilities, datapath string) *tracker {
 	return &tracker{
-		caps: caps, datapath: datapath,
+		caps: caps, datapath: datapath, capsGen: 1,
 		records: make(map[ServiceKey]*record),
 		owners:  make(map[FrontendID]ServiceKey),
 		waiters: make(map[FrontendID]map[ServiceKey]struct{}),
 		pending: make(map[ServiceKey]*pending),
-		phases:  make(map[Phase]int),
 	}
 }
 
@@ -121,7 +123,7 @@ func (t *tracker) upsert(svc *Service, now time.Time) error {
 		t.services++
 	}
 	r.svc = svc.Clone()
-	r.invalid = r.svc.Validate()
+	r.invalid, r.capsGen = r.svc.Validate(), 0
 	t.evaluate(r, now)
 	return r.serviceError()
 }
@@ -162,6 +164,7 @@ func (t *tracker) setEndpoints(key ServiceKey, eps []Endpoint, now time.Time) er
 // setCapabilities re-evaluates every service for another datapath.
 func (t *tracker) setCapabilities(caps Capabilities, datapath string, now time.Time) {
 	t.caps, t.datapath = caps, datapath
+	t.capsGen++
 	keys := make([]*record, 0, len(t.records))
 	for _, r := range t.records {
 		keys = append(keys, r)
@@ -176,13 +179,15 @@ func (t *tracker) setCapabilities(caps Capabilities, datapath string, now time.T
 // pending changes, then re-evaluates the services waiting for frontends r
 // released, oldest first.
 func (t *tracker) evaluate(r *record, now time.Time) {
-	work := []*record{r}
-	for len(work) > 0 {
-		r := work[0]
-		work = work[1:]
+	var work []*record // allocated only when a frontend is released
+	for {
 		for _, id := range t.evaluateOne(r, now) {
 			work = append(work, t.waitingFor(id)...)
 		}
+		if len(work) == 0 {
+			return
+		}
+		r, work = work[0], work[1:]
 	}
 }
 
@@ -265,9 +270,12 @@ func (t *tracker) refreshGood(r *record) {
 	if r.svc == nil {
 		r.good = nil
 	} else {
+		if r.capsGen != t.capsGen {
+			r.capsErr, r.capsGen = checkServiceCaps(t.caps, t.datapath, r.svc), t.capsGen
+		}
 		err := r.invalid
 		if err == nil {
-			err = checkServiceCaps(t.caps, t.datapath, r.svc)
+			err = r.capsErr
 		}
 		if err == nil {
 			r.good = r.svc

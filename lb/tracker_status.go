@@ -35,10 +35,10 @@ func (t *tracker) refreshStatus(r *record, now time.Time) {
 	r.status = st
 	if old.Phase != st.Phase {
 		if old.Phase != "" {
-			t.phases[old.Phase]--
+			t.phases[phaseIndex(old.Phase)]--
 		}
 		if st.Phase != "" {
-			t.phases[st.Phase]++
+			t.phases[phaseIndex(st.Phase)]++
 		}
 	}
 	if t.onStatus != nil && st.Phase != "" && (old.Phase != st.Phase || errString(old.Err) != errString(st.Err)) {

@@ -75,8 +75,10 @@ func (s *Service) Validate() error {
 // nil, every endpoint must also share an IP family with one of its frontends.
 func ValidateEndpoints(key ServiceKey, svc *Service, eps []Endpoint) error {
 	var errs []error
-	bad := func(field, value, reason string) {
-		errs = append(errs, &ValidationError{Service: key, Field: field, Value: value, Reason: reason})
+	// bad reports endpoints[i] plus suffix; the field name is only
+	// formatted for an error (this runs on every endpoint change).
+	bad := func(i int, suffix, value, reason string) {
+		errs = append(errs, &ValidationError{Service: key, Field: fmt.Sprintf("endpoints[%d]%s", i, suffix), Value: value, Reason: reason})
 	}
 	var has4, has6 bool
 	if svc != nil {
@@ -87,23 +89,22 @@ func ValidateEndpoints(key ServiceKey, svc *Service, eps []Endpoint) error {
 	}
 	seen := make(map[netip.AddrPort]int, len(eps))
 	for i, ep := range eps {
-		field := fmt.Sprintf("endpoints[%d]", i)
 		ip := ep.Addr.Addr()
 		if r := checkAddr(ip, false); r != "" {
-			bad(field+".ip", addrString(ip), r)
+			bad(i, ".ip", addrString(ip), r)
 			continue
 		}
 		if ep.Addr.Port() == 0 {
-			bad(field+".port", "0", "must be 1-65535")
+			bad(i, ".port", "0", "must be 1-65535")
 		}
 		if ep.Weight > MaxWeight {
-			bad(field+".weight", fmt.Sprint(ep.Weight), fmt.Sprintf("must be 1-%d (0 means %d)", MaxWeight, DefaultWeight))
+			bad(i, ".weight", fmt.Sprint(ep.Weight), fmt.Sprintf("must be 1-%d (0 means %d)", MaxWeight, DefaultWeight))
 		}
 		if svc != nil && ((ip.Is4() && !has4) || (ip.Is6() && !has6)) {
-			bad(field+".ip", ip.String(), "mixed families: the service has no frontend of this IP family")
+			bad(i, ".ip", ip.String(), "mixed families: the service has no frontend of this IP family")
 		}
 		if j, dup := seen[ep.Addr]; dup {
-			bad(field, ep.Addr.String(), fmt.Sprintf("duplicates endpoints[%d]", j))
+			bad(i, "", ep.Addr.String(), fmt.Sprintf("duplicates endpoints[%d]", j))
 		}
 		seen[ep.Addr] = i
 	}
