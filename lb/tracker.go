@@ -57,7 +57,7 @@ type tracker struct {
 	// counts of pending keys by kind, kept in step with pending.
 	pendingServices, pendingEndpoints int
 
-	services int // records with a service input
+	services int            // records with a service input
 	phases   [numPhases]int // services by phase, indexed by phaseIndex
 	// onStatus is called when a service's status changes.
 	onStatus func(ServiceStatus)
