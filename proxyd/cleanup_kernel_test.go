@@ -20,6 +20,7 @@ import (
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/internal/nsutil"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
@@ -92,10 +93,6 @@ func TestCleanupFindsEverything(t *testing.T) {
 	})
 }
 
-// proxydPinChildEnv marks the re-executed test process that runs in a
-// private mount namespace with its own bpffs on /sys/fs/bpf.
-const proxydPinChildEnv = "LBKIT_PROXYD_PIN_CHILD"
-
 // TestCleanupEBPFPinnedElsewhere: proxyd pinned its eBPF state under a
 // pin path of its configuration and exited; the state keeps serving.
 // `proxyd --cleanup --mode=ebpf` without that configuration must still find
@@ -107,21 +104,8 @@ func TestCleanupEBPFPinnedElsewhere(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the proxyd binary")
 	}
-	if os.Getenv(proxydPinChildEnv) == "" {
-		netns.Require(t)
-		if _, err := exec.LookPath("unshare"); err != nil {
-			t.Skipf("no unshare command for a private mount namespace (util-linux): %v", err)
-		}
-		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-			os.Args[0], "-test.run", "^TestCleanupEBPFPinnedElsewhere$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), proxydPinChildEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
-		}
-		if !strings.Contains(string(out), "--- PASS: TestCleanupEBPFPinnedElsewhere") {
-			t.Fatalf("the child did not run the test:\n%s", out)
-		}
+	netns.Require(t)
+	if !testenv.InPrivateMountNamespace(t) {
 		return
 	}
 	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {

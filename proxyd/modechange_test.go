@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // modeRun is one proxyd mode with its extra flags.
@@ -177,10 +178,6 @@ func (p *proxydProc) stop(t *testing.T) {
 	}
 }
 
-// modeChangeChildEnv marks the re-executed test process that runs in a
-// private mount namespace with its own bpffs on /sys/fs/bpf.
-const modeChangeChildEnv = "LBKIT_MODECHANGE_CHILD"
-
 // TestModeChangeFromEBPF: eBPF programs pinned by an earlier proxyd (so
 // they kept serving after it exited) used to stay attached after a switch
 // to nftables, stealing its traffic. In a private mount namespace with its
@@ -189,18 +186,8 @@ func TestModeChangeFromEBPF(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the proxyd binary")
 	}
-	if os.Getenv(modeChangeChildEnv) == "" {
-		netns.Require(t)
-		if _, err := exec.LookPath("unshare"); err != nil {
-			t.Skipf("unshare not found (util-linux): %v", err)
-		}
-		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-			os.Args[0], "-test.run", "^TestModeChangeFromEBPF$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), modeChangeChildEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil || !strings.Contains(string(out), "--- PASS: TestModeChangeFromEBPF") {
-			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
-		}
+	netns.Require(t)
+	if !testenv.InPrivateMountNamespace(t) {
 		return
 	}
 	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {

@@ -5,7 +5,6 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -19,10 +18,6 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// pinChildEnv marks the re-executed test process that runs in a private
-// mount namespace.
-const pinChildEnv = "LBKIT_EBPF_PIN_CHILD"
-
 // TestPinnedRestart: with Options.PinPath the datapath survives its
 // process: traffic flows while no process holds it, the next process
 // adopts it without breaking an established connection, and Cleanup
@@ -31,19 +26,8 @@ const pinChildEnv = "LBKIT_EBPF_PIN_CHILD"
 // own bpffs.
 func TestPinnedRestart(t *testing.T) {
 	requireBPF(t)
-	if os.Getenv(pinChildEnv) == "" {
-		netns.Require(t)
-		testenv.RequireTool(t, "unshare", "util-linux") // a private mount namespace
-		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-			os.Args[0], "-test.run", "^TestPinnedRestart$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), pinChildEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
-		}
-		if !strings.Contains(string(out), "--- PASS: TestPinnedRestart") {
-			t.Fatalf("the child did not run the test:\n%s", out)
-		}
+	netns.Require(t)
+	if !testenv.InPrivateMountNamespace(t) {
 		return
 	}
 	fs := t.TempDir()

@@ -2,7 +2,6 @@ package ebpf
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,11 +9,8 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
-
-// pinPathChildEnv marks the re-executed test process that runs in a
-// private mount namespace.
-const pinPathChildEnv = "LBKIT_EBPF_PINPATH_CHILD"
 
 // mountHint is what a pin path error must tell the user to do.
 const mountHint = "mount -t bpf bpffs /sys/fs/bpf"
@@ -40,21 +36,8 @@ func TestPinPathMustBeOnBPFFS(t *testing.T) {
 // path whose parent does not exist yet on a bpffs.
 func TestPinPathInMountNamespaceWithoutBPFFS(t *testing.T) {
 	requireBPF(t)
-	if os.Getenv(pinPathChildEnv) == "" {
-		netns.Require(t)
-		if _, err := exec.LookPath("unshare"); err != nil {
-			t.Skipf("no unshare command for a private mount namespace (util-linux): %v", err)
-		}
-		cmd := exec.Command("unshare", "--mount", "--propagation", "private",
-			os.Args[0], "-test.run", "^TestPinPathInMountNamespaceWithoutBPFFS$", "-test.v", "-test.count=1")
-		cmd.Env = append(os.Environ(), pinPathChildEnv+"=1")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("the test in a private mount namespace failed: %v\n%s", err, out)
-		}
-		if !strings.Contains(string(out), "--- PASS: TestPinPathInMountNamespaceWithoutBPFFS") {
-			t.Fatalf("the child did not run the test:\n%s", out)
-		}
+	netns.Require(t)
+	if !testenv.InPrivateMountNamespace(t) {
 		return
 	}
 	// Whatever the host has at /sys/fs/bpf, hide it (this mount
