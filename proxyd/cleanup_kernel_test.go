@@ -229,35 +229,18 @@ func startProxyd(t *testing.T, bin string, topo *netns.Topology, mode, pinPath s
 	args := append([]string{"--config", cfgFile, "--mode", mode, "--netns", topo.Node.Path, "--services", services,
 		"--metrics-bind-address", freeAddr(t, "tcp"), "--healthz-bind-address", "",
 		"--hostname-override", "node-a", "--log-format=console", "--min-sync-period=0"}, extra...)
-	var logs safeBuffer
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	p := startProc(t, exec.Command(bin, args...))
 	var stopped bool
 	stop := func() {
-		if stopped {
-			return
-		}
-		stopped = true
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(e2eWait):
-			_ = cmd.Process.Kill()
-			<-exited
+		if !stopped {
+			stopped = true
+			p.stop(t)
 		}
 	}
 	t.Cleanup(func() {
 		stop()
 		// Whatever the test did, leave nothing programmed.
 		_ = exec.Command(bin, "--cleanup", "--netns", topo.Node.Path).Run()
-		if t.Failed() {
-			t.Logf("proxyd --mode=%s output:\n%s", mode, logs.String())
-		}
 	})
 	return stop
 }

@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -44,22 +43,10 @@ func TestEndToEnd(t *testing.T) {
 	servicesFile := filepath.Join(dir, "services.yaml")
 	writeServices(t, servicesFile, web, dns, backends, udpBackend)
 
-	var logs safeBuffer
-	cmd := exec.Command(bin, "--mode=userspace", "--services", servicesFile,
+	p := startProc(t, exec.Command(bin, "--mode=userspace", "--services", servicesFile,
 		"--metrics-bind-address", metricsAddr, "--healthz-bind-address", healthzAddr,
-		"--hostname-override", "e2e-node", "--log-format=console", "--min-sync-period=0")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxyd output:\n%s", logs.String())
-		}
-	})
+		"--hostname-override", "e2e-node", "--log-format=console", "--min-sync-period=0"))
+	logs := p.logs
 
 	// Balanced traffic: rr over three backends is exact.
 	waitFor(t, "web frontend to answer", func() bool { _, err := ask("tcp", web); return err == nil })
@@ -148,17 +135,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// SIGTERM: a clean exit.
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("proxyd exited with %v after SIGTERM", err)
-		}
-	case <-time.After(e2eWait):
-		t.Fatal("proxyd did not exit after SIGTERM")
-	}
+	p.stop(t)
 	for _, want := range []string{"proxyd started", "synced", "proxyd stopping"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log lacks %q", want)

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestFailingDatapathIsQuietAndUnhealthy runs the real proxyd in nftables
@@ -39,27 +38,16 @@ func TestFailingDatapathIsQuietAndUnhealthy(t *testing.T) {
 		t.Fatal(err)
 	}
 	metricsAddr, healthzAddr := freeAddr(t, "tcp"), freeAddr(t, "tcp")
-	var logs safeBuffer
 	cmd := exec.Command(bin, "--mode=nftables", "--services", services,
 		"--metrics-bind-address", metricsAddr, "--healthz-bind-address", healthzAddr,
 		"--hostname-override", "node-a", "--log-format=console")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if os.Geteuid() == 0 {
 		// Drop every privilege: the datapath can then program nothing,
 		// anywhere (and this test never touches the root namespace).
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxyd output:\n%s", logs.String())
-		}
-	})
+	p := startProc(t, cmd)
+	logs := p.logs
 
 	// Three failed syncs take three seconds with a 1 s, 2 s backoff; the
 	// old loop ran hundreds a second.
@@ -89,17 +77,7 @@ func TestFailingDatapathIsQuietAndUnhealthy(t *testing.T) {
 		t.Errorf("healthz with nothing programmed: %d %s", resp.StatusCode, raw)
 	}
 
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Errorf("proxyd exited with %v after SIGTERM", err)
-		}
-	case <-time.After(e2eWait):
-		t.Fatal("proxyd did not stop after SIGTERM")
-	}
+	p.stop(t)
 	if n := strings.Count(logs.String(), "context canceled"); n > 1 {
 		t.Errorf("shutdown logged %d context-canceled errors", n)
 	}
@@ -117,21 +95,10 @@ func TestWaitsForAMissingServicesFile(t *testing.T) {
 	web, dns := freeAddr(t, "tcp"), freeAddr(t, "udp")
 	metricsAddr, healthzAddr := freeAddr(t, "tcp"), freeAddr(t, "tcp")
 	services := filepath.Join(t.TempDir(), "services.yaml")
-	var logs safeBuffer
-	cmd := exec.Command(bin, "--mode=userspace", "--services", services,
+	p := startProc(t, exec.Command(bin, "--mode=userspace", "--services", services,
 		"--metrics-bind-address", metricsAddr, "--healthz-bind-address", healthzAddr,
-		"--hostname-override", "node-a", "--log-format=console", "--min-sync-period=0")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("proxyd output:\n%s", logs.String())
-		}
-	})
+		"--hostname-override", "node-a", "--log-format=console", "--min-sync-period=0"))
+	logs := p.logs
 	healthz := func() (int, string) {
 		resp, err := http.Get("http://" + healthzAddr + "/healthz")
 		if err != nil {

@@ -127,12 +127,7 @@ func modeChange(t *testing.T, bin string, from, to modeRun) {
 	second.stop(t)
 }
 
-// proxydProc is a running proxyd.
-type proxydProc struct {
-	cmd    *exec.Cmd
-	exited chan error
-}
-
+// startMode starts proxyd in mode m, programming the topology's node.
 func startMode(t *testing.T, bin string, m modeRun, topo *netns.Topology, services string) (*proxydProc, *safeBuffer) {
 	t.Helper()
 	args := append([]string{"--mode", m.mode, "--netns", topo.Node.Path, "--services", services,
@@ -146,36 +141,8 @@ func startMode(t *testing.T, bin string, m modeRun, topo *netns.Topology, servic
 		}
 		args = append(args, "--config", cfg)
 	}
-	logs := &safeBuffer{}
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proxydProc{cmd: cmd, exited: make(chan error, 1)}
-	go func() { p.exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		if t.Failed() {
-			t.Logf("proxyd %s output:\n%s", m.mode, logs.String())
-		}
-	})
-	return p, logs
-}
-
-func (p *proxydProc) stop(t *testing.T) {
-	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("proxyd exited with %v after SIGTERM", err)
-		}
-	case <-time.After(e2eWait):
-		t.Fatal("proxyd did not stop after SIGTERM")
-	}
+	p := startProc(t, exec.Command(bin, args...))
+	return p, p.logs
 }
 
 // TestModeChangeFromEBPF: eBPF programs pinned by an earlier proxyd (so
