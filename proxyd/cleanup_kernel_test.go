@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +19,6 @@ import (
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/internal/nsutil"
-	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
@@ -101,18 +99,10 @@ func TestCleanupFindsEverything(t *testing.T) {
 // re-executed copy of the test binary inside a private mount namespace
 // (unshare) that mounts its own bpffs on /sys/fs/bpf.
 func TestCleanupEBPFPinnedElsewhere(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the proxyd binary")
-	}
-	netns.Require(t)
-	if !testenv.InPrivateMountNamespace(t) {
+	bin := proxydWithPrivateBPFFS(t)
+	if bin == "" {
 		return
 	}
-	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
-		t.Skipf("mount a bpffs on /sys/fs/bpf in the private mount namespace: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount("/sys/fs/bpf", 0) })
-	bin := buildProxyd(t)
 	for _, attach := range []string{"tc", "xdp"} {
 		t.Run(attach, func(t *testing.T) {
 			topo := netns.New(t, netns.Options{Backends: 2})

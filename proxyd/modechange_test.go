@@ -8,12 +8,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/lbkit/lbkit/internal/netns"
-	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // modeRun is one proxyd mode with its extra flags.
@@ -150,18 +148,10 @@ func startMode(t *testing.T, bin string, m modeRun, topo *netns.Topology, servic
 // to nftables, stealing its traffic. In a private mount namespace with its
 // own bpffs.
 func TestModeChangeFromEBPF(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the proxyd binary")
-	}
-	netns.Require(t)
-	if !testenv.InPrivateMountNamespace(t) {
+	bin := proxydWithPrivateBPFFS(t)
+	if bin == "" {
 		return
 	}
-	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
-		t.Skipf("mount a bpffs on /sys/fs/bpf in the private mount namespace: %v", err)
-	}
-	t.Cleanup(func() { _ = syscall.Unmount("/sys/fs/bpf", 0) })
-	bin := buildProxyd(t)
 	for _, attach := range []string{"tc", "xdp"} {
 		t.Run(attach, func(t *testing.T) {
 			pins := "/sys/fs/bpf/lbkit-modechange-" + attach

@@ -5,6 +5,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 )
 
 // proxydProc is a proxyd a test started.
@@ -48,4 +51,24 @@ func (p *proxydProc) stop(t *testing.T) {
 	case <-time.After(e2eWait):
 		t.Fatal("proxyd did not stop after SIGTERM")
 	}
+}
+
+// proxydWithPrivateBPFFS prepares a test that runs the real proxyd with
+// pinned eBPF state: the test runs again in a private mount namespace with
+// its own bpffs on /sys/fs/bpf (the host's is never touched). In that copy
+// it returns the proxyd binary; in the parent, once the copy passed, "".
+func proxydWithPrivateBPFFS(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the proxyd binary")
+	}
+	netns.Require(t)
+	if !testenv.InPrivateMountNamespace(t) {
+		return ""
+	}
+	if err := syscall.Mount("bpf", "/sys/fs/bpf", "bpf", 0, ""); err != nil {
+		t.Skipf("mount a bpffs on /sys/fs/bpf in the private mount namespace: %v", err)
+	}
+	t.Cleanup(func() { _ = syscall.Unmount("/sys/fs/bpf", 0) })
+	return buildProxyd(t)
 }
