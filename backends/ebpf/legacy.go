@@ -103,11 +103,10 @@ func (f *legacyFilter) remove(netns string) error {
 	})
 }
 
-// removeStaleFilters deletes lbkit's clsact filters from every interface
-// of the namespace: filters outlive the process that added them, so a
-// Cleanup must find those a previous process left.
-func removeStaleFilters(netns string) error {
-	err := nsutil.Do(netns, func() error {
+// eachLink calls fn for every interface of the namespace netns, with a
+// netlink handle in it, and stops at fn's first error.
+func eachLink(netns string, fn func(h *netlink.Handle, l netlink.Link) error) error {
+	return nsutil.Do(netns, func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
 			return fmt.Errorf("netlink: %w", err)
@@ -115,22 +114,34 @@ func removeStaleFilters(netns string) error {
 		defer h.Close()
 		links, err := h.LinkList()
 		if err != nil {
-			return fmt.Errorf("list links: %w", err)
+			return fmt.Errorf("list interfaces: %w", err)
 		}
 		for _, l := range links {
-			for _, parent := range []uint32{parentIngress, parentEgress} {
-				fs, err := h.FilterList(l, parent)
-				if err != nil {
-					continue // no clsact qdisc
+			if err := fn(h, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// removeStaleFilters deletes lbkit's clsact filters from every interface
+// of the namespace: filters outlive the process that added them, so a
+// Cleanup must find those a previous process left.
+func removeStaleFilters(netns string) error {
+	err := eachLink(netns, func(h *netlink.Handle, l netlink.Link) error {
+		for _, parent := range []uint32{parentIngress, parentEgress} {
+			fs, err := h.FilterList(l, parent)
+			if err != nil {
+				continue // no clsact qdisc
+			}
+			for _, f := range fs {
+				bf, ok := f.(*netlink.BpfFilter)
+				if !ok || bf.Priority != legacyPriority || !strings.HasPrefix(bf.Name, "lbkit") {
+					continue
 				}
-				for _, f := range fs {
-					bf, ok := f.(*netlink.BpfFilter)
-					if !ok || bf.Priority != legacyPriority || !strings.HasPrefix(bf.Name, "lbkit") {
-						continue
-					}
-					if err := h.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
-						return fmt.Errorf("delete filter on %s: %w", l.Attrs().Name, err)
-					}
+				if err := h.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
+					return fmt.Errorf("delete filter on %s: %w", l.Attrs().Name, err)
 				}
 			}
 		}

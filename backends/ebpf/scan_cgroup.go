@@ -10,21 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// socketHooks are the cgroup hooks the socket-LB programs attach to.
-var socketHooks = []struct {
-	name string
-	at   ebpf.AttachType
-}{
-	{"connect4", ebpf.AttachCGroupInet4Connect},
-	{"connect6", ebpf.AttachCGroupInet6Connect},
-	{"sendmsg4", ebpf.AttachCGroupUDP4Sendmsg},
-	{"sendmsg6", ebpf.AttachCGroupUDP6Sendmsg},
-	{"recvmsg4", ebpf.AttachCGroupUDP4Recvmsg},
-	{"recvmsg6", ebpf.AttachCGroupUDP6Recvmsg},
-	{"getpeername4", ebpf.AttachCgroupInet4GetPeername},
-	{"getpeername6", ebpf.AttachCgroupInet6GetPeername},
-}
-
 // scanCgroup finds lbkit's socket-LB programs attached directly to the
 // cgroup dir (empty: the datapath's default). The maps the programs use
 // are added to maps. A missing cgroup holds nothing.
@@ -42,31 +27,56 @@ func scanCgroup(dir string, names map[string]bool, maps map[ebpf.MapID]bool) ([]
 	defer f.Close()
 	var objs []object
 	for _, hook := range socketHooks {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: int(f.Fd()), Attach: hook.at})
-		if err != nil {
-			continue // not a cgroup v2 directory, or no such hook
-		}
-		for _, p := range res.Programs {
-			name, mapIDs, ok := ourProgram(p.ID, names)
-			if !ok {
-				continue
-			}
-			addMaps(maps, mapIDs)
-			id, at := p.ID, hook.at
-			if lid, ok := p.LinkID(); ok {
-				objs = append(objs, object{
-					desc:   fmt.Sprintf("ebpf: cgroup %s program %s (id %d, link %d) on %s", hook.name, name, id, lid, dir),
-					remove: func() error { return detachLink(lid) },
-				})
-				continue
-			}
-			objs = append(objs, object{
-				desc:   fmt.Sprintf("ebpf: cgroup %s program %s (id %d) on %s", hook.name, name, id, dir),
-				remove: func() error { return detachFromCgroup(dir, id, at) },
-			})
+		// An error means not a cgroup v2 directory, or no such hook.
+		for _, p := range queryOurs(int(f.Fd()), hook.at, names, maps) {
+			id, at := p.id, hook.at
+			objs = append(objs, p.object(fmt.Sprintf("ebpf: cgroup %s program %s", hook.name, p.name), "on "+dir,
+				func() error { return detachFromCgroup(dir, id, at) }))
 		}
 	}
 	return objs, nil
+}
+
+// attachedProgram is one of lbkit's programs found attached at a hook.
+type attachedProgram struct {
+	name    string
+	id      ebpf.ProgramID
+	link    link.ID
+	hasLink bool
+}
+
+// queryOurs lists lbkit's programs attached to target (an interface index
+// or a cgroup fd) at the hook at; a hook the kernel does not know, or a
+// target without it, holds none. The maps they use are added to maps.
+func queryOurs(target int, at ebpf.AttachType, names map[string]bool, maps map[ebpf.MapID]bool) []attachedProgram {
+	res, err := link.QueryPrograms(link.QueryOptions{Target: target, Attach: at})
+	if err != nil {
+		return nil
+	}
+	var out []attachedProgram
+	for _, p := range res.Programs {
+		name, mapIDs, ok := ourProgram(p.ID, names)
+		if !ok {
+			continue
+		}
+		addMaps(maps, mapIDs)
+		lid, hasLink := p.LinkID()
+		out = append(out, attachedProgram{name: name, id: p.ID, link: lid, hasLink: hasLink})
+	}
+	return out
+}
+
+// object describes p as "WHAT (id N[, link L]) WHERE"; it is removed
+// through its link when it has one, else with detach.
+func (p attachedProgram) object(what, where string, detach func() error) object {
+	if p.hasLink {
+		lid := p.link
+		return object{
+			desc:   fmt.Sprintf("%s (id %d, link %d) %s", what, p.id, lid, where),
+			remove: func() error { return detachLink(lid) },
+		}
+	}
+	return object{desc: fmt.Sprintf("%s (id %d) %s", what, p.id, where), remove: detach}
 }
 
 // detachFromCgroup detaches a program from a cgroup when the kernel did not

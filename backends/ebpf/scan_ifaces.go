@@ -21,29 +21,18 @@ import (
 func scanIfaces(netns string, names map[string]bool, maps map[ebpf.MapID]bool) ([]object, error) {
 	var objs []object
 	var xdpLinks map[xdpHook]link.ID // read on first need
-	err := nsutil.Do(netns, func() error {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return fmt.Errorf("netlink: %w", err)
-		}
-		defer h.Close()
-		links, err := h.LinkList()
-		if err != nil {
-			return fmt.Errorf("list interfaces: %w", err)
-		}
-		for _, l := range links {
-			a := l.Attrs()
-			objs = append(objs, scanTCX(netns, a.Name, a.Index, names, maps)...)
-			if a.Xdp != nil && a.Xdp.ProgId != 0 {
-				if xdpLinks == nil {
-					xdpLinks = readXDPLinks()
-				}
-				if ob, ok := scanXDP(netns, l, xdpLinks, names, maps); ok {
-					objs = append(objs, ob)
-				}
+	err := eachLink(netns, func(h *netlink.Handle, l netlink.Link) error {
+		a := l.Attrs()
+		objs = append(objs, scanTCX(netns, a.Name, a.Index, names, maps)...)
+		if a.Xdp != nil && a.Xdp.ProgId != 0 {
+			if xdpLinks == nil {
+				xdpLinks = readXDPLinks()
 			}
-			objs = append(objs, scanFilters(netns, h, l, names, maps)...)
+			if ob, ok := scanXDP(netns, l, xdpLinks, names, maps); ok {
+				objs = append(objs, ob)
+			}
 		}
+		objs = append(objs, scanFilters(netns, h, l, names, maps)...)
 		return nil
 	})
 	if errors.Is(err, os.ErrNotExist) {
@@ -63,30 +52,10 @@ func scanTCX(netns, ifname string, index int, names map[string]bool, maps map[eb
 		name string
 		at   ebpf.AttachType
 	}{{"ingress", ebpf.AttachTCXIngress}, {"egress", ebpf.AttachTCXEgress}} {
-		res, err := link.QueryPrograms(link.QueryOptions{Target: index, Attach: dir.at})
-		if err != nil {
-			continue
-		}
-		for _, p := range res.Programs {
-			name, mapIDs, ok := ourProgram(p.ID, names)
-			if !ok {
-				continue
-			}
-			addMaps(maps, mapIDs)
-			id, at := p.ID, dir.at
-			if lid, ok := p.LinkID(); ok {
-				objs = append(objs, object{
-					desc:   fmt.Sprintf("ebpf: tcx %s program %s (id %d, link %d) on %s", dir.name, name, id, lid, ifname),
-					remove: func() error { return detachLink(lid) },
-				})
-				continue
-			}
-			objs = append(objs, object{
-				desc: fmt.Sprintf("ebpf: tcx %s program %s (id %d) on %s", dir.name, name, id, ifname),
-				remove: func() error {
-					return nsutil.Do(netns, func() error { return detachProgram(id, index, at) })
-				},
-			})
+		for _, p := range queryOurs(index, dir.at, names, maps) {
+			id, at := p.id, dir.at
+			objs = append(objs, p.object(fmt.Sprintf("ebpf: tcx %s program %s", dir.name, p.name), "on "+ifname,
+				func() error { return nsutil.Do(netns, func() error { return detachProgram(id, index, at) }) }))
 		}
 	}
 	return objs

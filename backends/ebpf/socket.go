@@ -50,28 +50,33 @@ func checkCgroup(dir string) error {
 	return nil
 }
 
+// socketHooks are the cgroup hooks of the socket-LB programs, with the
+// program each takes: attachSocket attaches them, the scan looks for them.
+var socketHooks = []struct {
+	name string
+	at   ebpf.AttachType
+	prog func(*objects) *ebpf.Program
+}{
+	{"connect4", ebpf.AttachCGroupInet4Connect, func(o *objects) *ebpf.Program { return o.LbConnect4 }},
+	{"connect6", ebpf.AttachCGroupInet6Connect, func(o *objects) *ebpf.Program { return o.LbConnect6 }},
+	{"sendmsg4", ebpf.AttachCGroupUDP4Sendmsg, func(o *objects) *ebpf.Program { return o.LbSendmsg4 }},
+	{"sendmsg6", ebpf.AttachCGroupUDP6Sendmsg, func(o *objects) *ebpf.Program { return o.LbSendmsg6 }},
+	{"recvmsg4", ebpf.AttachCGroupUDP4Recvmsg, func(o *objects) *ebpf.Program { return o.LbRecvmsg4 }},
+	{"recvmsg6", ebpf.AttachCGroupUDP6Recvmsg, func(o *objects) *ebpf.Program { return o.LbRecvmsg6 }},
+	{"getpeername4", ebpf.AttachCgroupInet4GetPeername, func(o *objects) *ebpf.Program { return o.LbGetpeername4 }},
+	{"getpeername6", ebpf.AttachCgroupInet6GetPeername, func(o *objects) *ebpf.Program { return o.LbGetpeername6 }},
+}
+
 // attachSocket attaches the socket-LB programs to the cgroup: they apply
 // to every socket of every process in it and its descendants, whatever
 // network namespace the socket lives in.
 func (d *Datapath) attachSocket() error {
 	cg := d.cgroupRoot()
-	for _, h := range []struct {
-		name string
-		prog *ebpf.Program
-		at   ebpf.AttachType
-	}{
-		{"connect4", d.objs.LbConnect4, ebpf.AttachCGroupInet4Connect},
-		{"connect6", d.objs.LbConnect6, ebpf.AttachCGroupInet6Connect},
-		{"sendmsg4", d.objs.LbSendmsg4, ebpf.AttachCGroupUDP4Sendmsg},
-		{"sendmsg6", d.objs.LbSendmsg6, ebpf.AttachCGroupUDP6Sendmsg},
-		{"recvmsg4", d.objs.LbRecvmsg4, ebpf.AttachCGroupUDP4Recvmsg},
-		{"recvmsg6", d.objs.LbRecvmsg6, ebpf.AttachCGroupUDP6Recvmsg},
-		{"getpeername4", d.objs.LbGetpeername4, ebpf.AttachCgroupInet4GetPeername},
-		{"getpeername6", d.objs.LbGetpeername6, ebpf.AttachCgroupInet6GetPeername},
-	} {
+	for _, h := range socketHooks {
+		prog := h.prog(d.objs)
 		pin := d.linkPin("cgroup_" + h.name)
-		l, err := d.attachPinned(pin, h.prog, func() (link.Link, error) {
-			return link.AttachCgroup(link.CgroupOptions{Path: cg, Attach: h.at, Program: h.prog})
+		l, err := d.attachPinned(pin, prog, func() (link.Link, error) {
+			return link.AttachCgroup(link.CgroupOptions{Path: cg, Attach: h.at, Program: prog})
 		})
 		if err != nil {
 			return fmt.Errorf("ebpf: attach socket-LB %s to cgroup %s: %w", h.name, cg, err)
