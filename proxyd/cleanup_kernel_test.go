@@ -19,6 +19,7 @@ import (
 	"github.com/lbkit/lbkit/backends/nftables"
 	"github.com/lbkit/lbkit/internal/netns"
 	"github.com/lbkit/lbkit/internal/nsutil"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
@@ -156,19 +157,7 @@ func programState(t *testing.T, topo *netns.Topology, kind string) {
 	for _, b := range topo.Backends {
 		eps = append(eps, lb.ReadyEndpoint(netip.AddrPortFrom(b.IPv4, netns.DefaultPort)))
 	}
-	eng, err := lb.NewEngine(dp, lb.Config{NodeName: "node-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Upsert(svc); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.SetEndpoints(svc.Key, eps); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Flush(t.Context()); err != nil {
-		t.Fatalf("program %s state: %v", kind, err)
-	}
+	testenv.Program(t, dp, svc, eps)
 	t.Cleanup(func() { _ = dp.Cleanup(context.Background()) })
 	if found := scanKinds(t, scanConfig(topo))[kind]; len(found) == 0 {
 		t.Fatalf("no %s state found after programming it", kind)

@@ -50,20 +50,7 @@ func TestPinnedRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		eng, err := lb.NewEngine(d, lb.Config{NodeName: "node-a"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Upsert(svc); err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.SetEndpoints(svc.Key, eps); err != nil {
-			t.Fatal(err)
-		}
-		if err := eng.Flush(t.Context()); err != nil {
-			t.Fatalf("Flush: %v", err)
-		}
-		return d, eng
+		return d, testenv.Program(t, d, svc, eps)
 	}
 	vip := netip.AddrPortFrom(fe.Addr, fe.Port)
 	request := func(when string) {

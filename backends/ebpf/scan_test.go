@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -96,18 +97,6 @@ func programOne(t *testing.T, d *Datapath, topo *netns.Topology) netip.AddrPort 
 	for _, b := range topo.Backends {
 		eps = append(eps, lb.ReadyEndpoint(netip.AddrPortFrom(b.IPv4, netns.DefaultPort)))
 	}
-	eng, err := lb.NewEngine(d, lb.Config{NodeName: "node-a"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Upsert(svc); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.SetEndpoints(svc.Key, eps); err != nil {
-		t.Fatal(err)
-	}
-	if err := eng.Flush(t.Context()); err != nil {
-		t.Fatalf("Flush: %v", err)
-	}
+	testenv.Program(t, d, svc, eps)
 	return netip.AddrPortFrom(fe.Addr, fe.Port)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/lbkit/lbkit/internal/netns"
+	"github.com/lbkit/lbkit/internal/testenv"
 	"github.com/lbkit/lbkit/lb"
 )
 
@@ -35,20 +36,7 @@ func TestRestartKeepsConnections(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				eng, err := lb.NewEngine(d, lb.Config{NodeName: "node-a"})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := eng.Upsert(svc); err != nil {
-					t.Fatal(err)
-				}
-				if err := eng.SetEndpoints(svc.Key, eps); err != nil {
-					t.Fatal(err)
-				}
-				if err := eng.Flush(ctx); err != nil {
-					t.Fatal(err)
-				}
-				return eng
+				return testenv.Program(t, d, svc, eps)
 			}
 			first := start()
 			conn, err := topo.Client.Dial(ctx, "tcp", vip.String())
