@@ -44,7 +44,7 @@ func Scan(ctx context.Context, so ScanOptions) ([]string, error) {
 	}
 	var found []string
 	if err := Available(); err != nil {
-		o.Logger.Info("no IPVS virtual servers to scan", "why", err.Error())
+		o.Logger.Debug("no IPVS virtual servers to scan", "why", err.Error())
 	} else {
 		vs, err := scanServices(&o)
 		if err != nil {
