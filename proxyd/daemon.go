@@ -36,8 +36,8 @@ func daemonCommand(args []string, stdout, stderr io.Writer) int {
 	flags := config.NewFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: proxyd [flags]            run the daemon")
-		fmt.Fprintln(stderr, "       proxyd explain IP:PORT[/PROTO] [-o json]")
-		fmt.Fprintln(stderr, "       proxyd version")
+		fmt.Fprintln(stderr, "       proxyd explain IP:PORT[/PROTO] | SERVICE [-o json]")
+		fmt.Fprintln(stderr, "       proxyd version (or --version)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

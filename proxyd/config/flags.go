@@ -44,7 +44,7 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	d := Default()
 	fs.StringVar(&f.ConfigFile, "config", "", "path of the configuration file: a kube-proxy KubeProxyConfiguration (YAML or JSON) with an optional lbkit section; flags given on the command line override it")
 	fs.StringVar(&f.WriteConfigTo, "write-config-to", "", "write the effective configuration (defaults, file and flags) to this file and exit")
-	fs.BoolVar(&f.Cleanup, "cleanup", false, "remove everything the datapath of --mode installed and exit")
+	fs.BoolVar(&f.Cleanup, "cleanup", false, "find and remove every lbkit state in the namespace (with --mode, only that mode's), print what was removed, and exit; non-zero if anything remains")
 
 	r := registrar{fs: fs, f: f}
 	mode := r.str([]string{"mode", "proxy-mode"}, d.Mode, "datapath: "+strings.Join(Modes(), ", ")+" (empty means iptables)")
