@@ -343,11 +343,7 @@ func TestPartialPlanIsSmall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := d.desiredState(snap)
-	d.records, d.hairpin, d.ready = want.records, want.hairpin, true
-	for k := range want.chains {
-		d.chains[k] = struct{}{}
-	}
+	d.commitFull(d.desiredState(snap)) // as if the kernel had accepted it
 	var key lb.ServiceKey
 	var st *lb.ServiceState
 	snap.Range(func(s *lb.ServiceState) bool { key, st = s.Key(), s; return false })
@@ -358,7 +354,8 @@ func TestPartialPlanIsSmall(t *testing.T) {
 		eps = append(eps, lb.ReadyEndpoint(netip.AddrPortFrom(b.Addr.Addr(), b.Addr.Port()+1)))
 	}
 	next := snap.With(lb.Select(st.Service, eps, ""))
-	w := d.planPartial(next, lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{key: {}}})
+	one := lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{key: {}}}
+	w := d.planPartial(d.services.Work(next, one))
 	if len(w.plan.del) != 3 || len(w.plan.add) != 3 || len(w.plan.chains) != 0 || len(w.plan.dropChain) != 0 {
 		t.Errorf("one service's endpoints moved: plan deletes %d, adds %d elements, writes %d chains; want 3, 3, 0", len(w.plan.del), len(w.plan.add), len(w.plan.chains))
 	}
@@ -372,7 +369,7 @@ func TestPartialPlanIsSmall(t *testing.T) {
 	// and a hairpin element.
 	eps = append(eps, lb.ReadyEndpoint(ap("198.19.255.1:8080")))
 	next = snap.With(lb.Select(st.Service, eps, ""))
-	w = d.planPartial(next, lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{key: {}}})
+	w = d.planPartial(d.services.Work(next, one))
 	if len(w.plan.chains) != 1 || w.plan.chains[0].name() != "svc-4" {
 		t.Errorf("a fourth endpoint: chains %v, want svc-4 created", w.plan.chains)
 	}
@@ -381,15 +378,15 @@ func TestPartialPlanIsSmall(t *testing.T) {
 	}
 
 	// Deleting the service removes all its elements and nothing else.
-	w = d.planPartial(snap.Without(key), lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{key: {}}})
+	w = d.planPartial(d.services.Work(snap.Without(key), one))
 	if len(w.plan.add) != 0 || len(w.plan.del) != 1+3+3 {
 		t.Errorf("deleting a service: deletes %d, adds %d elements; want 7 (dispatch, 3 slots, 3 hairpin), 0", len(w.plan.del), len(w.plan.add))
 	}
 }
 
 // TestBookkeepingMemory bounds what the datapath keeps per service: at 10k
-// services x 3 endpoints, its records, hairpin counts and chains hold well
-// under 20 MiB (the snapshot itself is the engine's).
+// services x 3 endpoints, its applied states, hairpin counts and chains
+// hold well under 20 MiB (the snapshot itself is the engine's).
 func TestBookkeepingMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds 10k services")
@@ -402,18 +399,17 @@ func TestBookkeepingMemory(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	want := d.desiredState(snap)
-	want.elems = nil // sent to the kernel, not kept
+	d.commitFull(d.desiredState(snap)) // the elements went to the kernel
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	kept := int64(after.HeapAlloc) - int64(before.HeapAlloc)
-	runtime.KeepAlive(want)
+	runtime.KeepAlive(d)
 	runtime.KeepAlive(snap)
 	t.Logf("bookkeeping for 10k services: %.1f MiB", float64(kept)/(1<<20))
 	if kept > 20<<20 {
 		t.Errorf("bookkeeping for 10k services holds %.1f MiB, want at most 20", float64(kept)/(1<<20))
 	}
-	if len(want.records) != 10000 || len(want.hairpin) != 30000 {
-		t.Errorf("records %d, hairpin addresses %d; want 10000, 30000", len(want.records), len(want.hairpin))
+	if d.services.Len() != 10000 || len(d.hairpin) != 30000 {
+		t.Errorf("services %d, hairpin addresses %d; want 10000, 30000", d.services.Len(), len(d.hairpin))
 	}
 }

@@ -35,16 +35,19 @@ type Datapath struct {
 	cfg *config
 
 	mu sync.Mutex
-	// Bookkeeping of what the table holds since the last successful sync.
-	// records are the service states last programmed (shared with the
-	// engine's snapshots, not copied); hairpin counts, per backend address,
-	// the programmed services that use it; chains are the frontend chains
-	// that exist. ready says the bookkeeping matches the table, so a
-	// partial sync may rely on it.
-	records map[lb.ServiceKey]*lb.ServiceState
-	hairpin map[netip.Addr]int32
-	chains  map[chainKey]struct{}
-	ready   bool
+	// Bookkeeping of what the tables hold since the last successful sync,
+	// changed only once the kernel accepted a sync's transaction.
+	// services holds, per programmed service, the state it was last
+	// programmed from (shared with the engine's snapshots, not copied; the
+	// value is empty: the elements derive from the state, and a failed
+	// transaction changes nothing, so a held service always has its
+	// state). hairpin counts, per backend address, the programmed services
+	// that use it; chains are the frontend chains that exist. ready says
+	// the bookkeeping matches the tables, so a partial sync may rely on it.
+	services lb.Applied[struct{}]
+	hairpin  map[netip.Addr]int32
+	chains   map[chainKey]struct{}
+	ready    bool
 	// gen is the namespace's ruleset generation right after the
 	// datapath's last transaction, when nobody else committed between its
 	// reads and that transaction; 0 when unknown. A full sync that finds
@@ -68,7 +71,6 @@ func New(opts Options) (*Datapath, error) {
 	}
 	return &Datapath{
 		cfg:     cfg,
-		records: make(map[lb.ServiceKey]*lb.ServiceState),
 		hairpin: make(map[netip.Addr]int32),
 		chains:  make(map[chainKey]struct{}),
 	}, nil
@@ -116,13 +118,13 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	if changed.Full || !d.ready {
 		res, err = d.fullSync(s)
 	} else {
-		res, err = d.partialSync(s, changed)
+		res, err = d.partialSync(d.services.Work(s, changed))
 	}
 	if err != nil {
 		d.ready = false
 		return err
 	}
-	d.cfg.log.Debug("nftables synced", "full", changed.Full || res.full, "services", len(d.records),
+	d.cfg.log.Debug("nftables synced", "full", changed.Full || res.full, "services", d.services.Len(),
 		"elementsAdded", res.added, "elementsDeleted", res.deleted,
 		"tableRecreated", res.recreated, "generationUnchanged", res.trusted,
 		"duration", time.Since(start))
@@ -131,6 +133,9 @@ func (d *Datapath) Sync(ctx context.Context, s *lb.Snapshot, changed lb.ChangeSe
 	}
 	return nil
 }
+
+// work is one service a sync reconciles (lb.Applied's work item).
+type work = lb.Work[struct{}]
 
 // syncResult is what a sync did, for logs and per-service errors.
 type syncResult struct {
@@ -190,7 +195,7 @@ func (d *Datapath) Cleanup(ctx context.Context) error {
 // forget drops the bookkeeping: the next sync is a full one.
 func (d *Datapath) forget() {
 	d.ready, d.gen = false, 0
-	clear(d.records)
+	d.services.Reset(0)
 	clear(d.hairpin)
 	clear(d.chains)
 }

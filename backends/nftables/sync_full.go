@@ -7,34 +7,58 @@ import (
 	"github.com/lbkit/lbkit/lb"
 )
 
-// desired is the whole state a full sync programs.
+// desired is the whole state a full sync programs, and the bookkeeping
+// that is true once the kernel accepted it (committed by commitFull, never
+// before).
 type desired struct {
-	records map[lb.ServiceKey]*lb.ServiceState
-	elems   []elem
-	chains  map[chainKey]chainRef
-	hairpin map[netip.Addr]int32
-	errs    lb.ServiceErrors
+	services lb.Commit[struct{}] // the services whose applied state changes
+	n        int                 // services programmed
+	elems    []elem
+	chains   map[chainKey]chainRef
+	hairpin  map[netip.Addr]int32
+	stale    *staleUDP
+	errs     lb.ServiceErrors
 }
 
 // desiredState computes every element for snapshot s. A service the
 // datapath cannot express keeps its previous state (if any) and is
 // reported.
 func (d *Datapath) desiredState(s *lb.Snapshot) *desired {
+	todo := d.services.Work(s, lb.ChangeSet{Full: true})
 	want := &desired{
-		records: make(map[lb.ServiceKey]*lb.ServiceState, s.Len()),
 		elems:   make([]elem, 0, s.Len()+2*s.Backends()),
 		chains:  make(map[chainKey]chainRef),
 		hairpin: make(map[netip.Addr]int32),
+		stale:   newStaleUDP(),
 		errs:    lb.ServiceErrors{},
 	}
-	s.Range(func(st *lb.ServiceState) bool {
+	// Room for the services whose applied state changes (a periodic full
+	// sync has few).
+	changing := 0
+	for _, w := range todo {
+		if !w.Unchanged() {
+			changing++
+		}
+	}
+	want.services.Grow(changing)
+	for _, w := range todo {
+		st := w.State
+		if st == nil {
+			want.services.Delete(w.Key)
+			want.stale.note(w.Applied, nil)
+			continue
+		}
 		if err := check(st); err != nil {
-			want.errs[st.Key()] = err
-			if st = d.records[st.Key()]; st == nil {
-				return true
+			want.errs[w.Key] = err
+			if st = w.Applied; st == nil {
+				continue
 			}
 		}
-		want.records[st.Key()] = st
+		if st != w.Applied {
+			want.services.Set(w.Key, struct{}{}, st)
+			want.stale.note(w.Applied, st)
+		}
+		want.n++
 		elems, chains, hairpin := d.cfg.serviceElems(st)
 		want.elems = append(want.elems, elems...)
 		for _, c := range chains {
@@ -43,12 +67,25 @@ func (d *Datapath) desiredState(s *lb.Snapshot) *desired {
 		for _, a := range hairpin {
 			want.hairpin[a]++
 		}
-		return true
-	})
+	}
 	for a := range want.hairpin {
 		want.elems = append(want.elems, hairpinElem(a))
 	}
 	return want
+}
+
+// commitFull records in the bookkeeping what want programmed, once the
+// kernel accepted it: the tables now hold exactly want.
+func (d *Datapath) commitFull(want *desired) {
+	if d.services.Len() == 0 {
+		d.services.Reset(want.services.Len()) // sized once, not step by step
+	}
+	d.services.Commit(&want.services)
+	d.hairpin, d.ready = want.hairpin, true
+	d.chains = make(map[chainKey]struct{}, len(want.chains))
+	for k := range want.chains {
+		d.chains[k] = struct{}{}
+	}
 }
 
 // fullSync makes the tables equal to the snapshot in one transaction.
@@ -66,7 +103,7 @@ func (d *Datapath) desiredState(s *lb.Snapshot) *desired {
 func (d *Datapath) fullSync(s *lb.Snapshot) (syncResult, error) {
 	if d.ready && d.gen != 0 {
 		if g, err := d.generation(); err == nil && g == d.gen {
-			res, err := d.partialSync(s, d.changedSince(s))
+			res, err := d.partialSync(d.services.Pending(s, lb.ChangeSet{Full: true}))
 			res.full, res.trusted = true, true
 			return res, err
 		}
@@ -109,29 +146,15 @@ func (d *Datapath) fullSync(s *lb.Snapshot) (syncResult, error) {
 		d.dropStale(cn, ks, want)
 	}
 	if err := cn.flush(); err != nil {
-		return res, fmt.Errorf("nftables: full sync of %d services%s: %w", len(want.records), d.cfg.where(), err)
+		return res, fmt.Errorf("nftables: full sync of %d services%s: %w", want.n, d.cfg.where(), err)
 	}
 	res.added, res.deleted, res.errs = len(add), len(del), want.errs
 	d.gen = 0
 	if g1, err := cn.generation(); gerr == nil && err == nil && g1 == g0+1 {
 		d.gen = g1
 	}
-
-	stale := newStaleUDP()
-	for key, st := range want.records {
-		stale.note(d.records[key], st)
-	}
-	for key, old := range d.records {
-		if _, ok := want.records[key]; !ok {
-			stale.note(old, nil)
-		}
-	}
-	d.records, d.hairpin, d.ready = want.records, want.hairpin, true
-	d.chains = make(map[chainKey]struct{}, len(want.chains))
-	for k := range want.chains {
-		d.chains[k] = struct{}{}
-	}
-	stale.clear(d.cfg)
+	d.commitFull(want)
+	want.stale.clear(d.cfg)
 	return res, nil
 }
 
@@ -214,22 +237,4 @@ func (d *Datapath) generation() (uint32, error) {
 	}
 	defer cn.close()
 	return cn.generation()
-}
-
-// changedSince returns the services whose state in s is not the one last
-// programmed (pointer comparison: snapshots share unchanged states).
-func (d *Datapath) changedSince(s *lb.Snapshot) lb.ChangeSet {
-	cs := lb.ChangeSet{Changed: make(map[lb.ServiceKey]struct{})}
-	s.Range(func(st *lb.ServiceState) bool {
-		if d.records[st.Key()] != st {
-			cs.Changed[st.Key()] = struct{}{}
-		}
-		return true
-	})
-	for key := range d.records {
-		if _, ok := s.Service(key); !ok {
-			cs.Changed[key] = struct{}{}
-		}
-	}
-	return cs
 }

@@ -18,23 +18,24 @@ func (p *partialPlan) empty() bool {
 	return len(p.chains)+len(p.del)+len(p.add)+len(p.dropChain) == 0
 }
 
-// partialWork is a partial sync's plan and the bookkeeping it leads to.
+// partialWork is a partial sync's plan and the bookkeeping it leads to
+// (committed by commit, once the kernel accepted the plan).
 type partialWork struct {
 	plan         partialPlan
-	next         map[lb.ServiceKey]*lb.ServiceState // nil: deleted
+	services     lb.Commit[struct{}]
 	hairpinDelta map[netip.Addr]int32
 	stale        *staleUDP
 	errs         lb.ServiceErrors
 }
 
-// partialSync programs the changed services only, by difference between
-// the state each was last programmed with and its new one: its elements in
-// the maps, the chains it needs that do not exist yet (or, for ClientIP
-// affinity, whose rules changed), and hairpin elements of addresses no
-// other service uses. The cost is that of the changed services, whatever
-// the number of services.
-func (d *Datapath) partialSync(s *lb.Snapshot, changed lb.ChangeSet) (syncResult, error) {
-	w := d.planPartial(s, changed)
+// partialSync programs the services of todo only (lb.Applied's work list),
+// by difference between the state each was last programmed with and its
+// new one: its elements in the maps, the chains it needs that do not exist
+// yet (or, for ClientIP affinity, whose rules changed), and hairpin
+// elements of addresses no other service uses. The cost is that of the
+// services in todo, whatever the number of services.
+func (d *Datapath) partialSync(todo []work) (syncResult, error) {
+	w := d.planPartial(todo)
 	res := syncResult{errs: w.errs, added: len(w.plan.add), deleted: len(w.plan.del)}
 	if !w.plan.empty() {
 		g0, g1, err := d.apply(&w.plan)
@@ -52,24 +53,24 @@ func (d *Datapath) partialSync(s *lb.Snapshot, changed lb.ChangeSet) (syncResult
 	return res, nil
 }
 
-// planPartial computes what a partial sync changes.
-func (d *Datapath) planPartial(s *lb.Snapshot, changed lb.ChangeSet) *partialWork {
+// planPartial computes what a partial sync of todo changes.
+func (d *Datapath) planPartial(todo []work) *partialWork {
 	w := &partialWork{
-		next:         make(map[lb.ServiceKey]*lb.ServiceState, len(changed.Changed)),
 		hairpinDelta: make(map[netip.Addr]int32),
 		stale:        newStaleUDP(),
 		errs:         lb.ServiceErrors{},
 	}
 	planned := make(map[chainKey]bool)
-	for _, key := range changed.Keys() {
-		st, _ := s.Service(key)
+	for _, t := range todo {
+		// old is nil when the service is not programmed: a held service
+		// always has its state (a transaction is all or nothing).
+		st, old := t.State, t.Applied
 		if st != nil {
 			if err := check(st); err != nil {
-				w.errs[key] = err
+				w.errs[t.Key] = err
 				continue // keeps its previous programming
 			}
 		}
-		old := d.records[key]
 		if old == st {
 			continue
 		}
@@ -84,7 +85,11 @@ func (d *Datapath) planPartial(s *lb.Snapshot, changed lb.ChangeSet) *partialWor
 		for _, a := range newHairpin {
 			w.hairpinDelta[a]++
 		}
-		w.next[key] = st
+		if st == nil {
+			w.services.Delete(t.Key)
+		} else {
+			w.services.Set(t.Key, struct{}{}, st)
+		}
 		w.stale.note(old, st)
 	}
 	for a, delta := range w.hairpinDelta {
@@ -101,13 +106,7 @@ func (d *Datapath) planPartial(s *lb.Snapshot, changed lb.ChangeSet) *partialWor
 
 // commit updates the bookkeeping after the plan's transaction succeeded.
 func (d *Datapath) commit(w *partialWork) {
-	for key, st := range w.next {
-		if st == nil {
-			delete(d.records, key)
-		} else {
-			d.records[key] = st
-		}
-	}
+	d.services.Commit(&w.services)
 	for a, delta := range w.hairpinDelta {
 		if n := d.hairpin[a] + delta; n > 0 {
 			d.hairpin[a] = n
