@@ -24,8 +24,12 @@ const (
 
 // Config configures an Engine.
 type Config struct {
-	// NodeName is this node's name, for Local traffic policies.
+	// NodeName is this node's name, for Local traffic policies and node
+	// topology hints.
 	NodeName string
+	// NodeZone is this node's zone (its topology.kubernetes.io/zone
+	// label), for zone topology hints; SetNodeZone changes it later.
+	NodeZone string
 	// MinSyncPeriod is the least time between the starts of two syncs, so
 	// bursts of changes coalesce into one sync. Zero syncs as soon as a
 	// change is seen; DefaultMinSyncPeriod is what kube-proxy uses.
@@ -215,6 +219,25 @@ func (e *Engine) changed(key ServiceKey, kind ChangeKind, update func(time.Time)
 	}
 	e.wake()
 	return err
+}
+
+// SetNodeZone changes this node's zone (a Node's zone label changed):
+// every service is selected again, and those whose endpoints change are
+// synced.
+func (e *Engine) SetNodeZone(zone string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cfg.NodeZone == zone {
+		return
+	}
+	e.cfg.NodeZone = zone
+	now := time.Now()
+	for key, r := range e.tracker.records {
+		if r.acc != nil {
+			e.tracker.mark(key, EndpointsChange, now)
+		}
+	}
+	e.wake()
 }
 
 // RequestFullSync makes the next sync a full one.

@@ -270,6 +270,9 @@ type Endpoint struct {
 	Weight   uint32
 	NodeName string
 	Zone     string
+	// Hints steer Cluster-policy traffic to endpoints for this node or
+	// zone (EndpointSlice topology hints); see Select.
+	Hints Hints
 }
 
 // EffectiveWeight returns the weight with the default applied.

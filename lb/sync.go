@@ -125,7 +125,7 @@ func (e *Engine) syncLocked(ctx context.Context, retryNow, forceFull bool) error
 	var oldest time.Time
 	for key, p := range taken {
 		cs.Changed[key] = struct{}{}
-		b.set(key, e.tracker.state(key, e.cfg.NodeName))
+		b.set(key, e.tracker.state(key, Node{Name: e.cfg.NodeName, Zone: e.cfg.NodeZone}))
 		if oldest.IsZero() || p.since.Before(oldest) {
 			oldest = p.since
 		}

@@ -438,10 +438,10 @@ func (t *tracker) restore(key ServiceKey, p *pending) {
 
 // state computes the selected state of key, or nil when nothing of it is
 // accepted.
-func (t *tracker) state(key ServiceKey, nodeName string) *ServiceState {
+func (t *tracker) state(key ServiceKey, node Node) *ServiceState {
 	r := t.records[key]
 	if r == nil || r.acc == nil {
 		return nil
 	}
-	return Select(r.acc, r.accEps, nodeName)
+	return Select(r.acc, r.accEps, node)
 }

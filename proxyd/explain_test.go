@@ -75,7 +75,7 @@ func explainFixture(t *testing.T) *httptest.Server {
 		{Addr: netip.MustParseAddrPort("198.18.1.3:8080"), Serving: true, Terminating: true},
 		{Addr: netip.MustParseAddrPort("198.18.1.4:8080")},
 	}
-	snap := (*lb.Snapshot)(nil).With(lb.Select(svc, eps, "node-a"))
+	snap := (*lb.Snapshot)(nil).With(lb.Select(svc, eps, lb.Node{Name: "node-a"}))
 	srv := httptest.NewServer(engineExplainHandler(fixedEngine{dp: &snapshotDatapath{snap}, snap: snap}))
 	t.Cleanup(srv.Close)
 	return srv
@@ -160,7 +160,7 @@ func TestExplainMarksTerminatingBackendsInUse(t *testing.T) {
 		{Addr: netip.MustParseAddr("198.18.100.2"), Port: 5432, Protocol: lb.TCP, Kind: lb.ClusterIP},
 	}}
 	eps := []lb.Endpoint{{Addr: netip.MustParseAddrPort("198.18.1.9:5432"), Serving: true, Terminating: true}}
-	snap := (*lb.Snapshot)(nil).With(lb.Select(svc, eps, ""))
+	snap := (*lb.Snapshot)(nil).With(lb.Select(svc, eps, lb.Node{}))
 	kernel := &lb.Inspection{Datapath: "fake", Service: "db", Frontend: svc.Frontends[0],
 		Backends: []lb.Backend{{Addr: eps[0].Addr, Weight: 1}}} // no Terminating: read from a kernel
 	res := withEndpoints(kernel, snap)

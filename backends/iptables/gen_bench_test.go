@@ -18,7 +18,7 @@ func benchSnapshot(b *testing.B, n int) *lb.Snapshot {
 	}
 	var s *lb.Snapshot
 	for _, it := range items {
-		s = s.With(lb.Select(it.Service, it.Endpoints, "node-a"))
+		s = s.With(lb.Select(it.Service, it.Endpoints, lb.Node{Name: "node-a"}))
 	}
 	return s
 }
@@ -50,7 +50,7 @@ func BenchmarkGenerate(b *testing.B) {
 				i++
 				svc := (i * 7919) % n
 				it := lb.Select(&lb.Service{Key: bench.ServiceKey(svc), Frontends: mustService(s, svc).Service.Frontends},
-					bench.Endpoints(svc, 3, i), "node-a")
+					bench.Endpoints(svc, 3, i), lb.Node{Name: "node-a"})
 				s2 := s.With(it)
 				_ = fs.planPartial(g, s2, []lb.ServiceKey{it.Key()}, nil).input()
 			}

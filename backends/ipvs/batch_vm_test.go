@@ -226,7 +226,7 @@ func TestFullSyncBatchFailureIsPerService(t *testing.T) {
 			Frontends: []lb.Frontend{{Addr: vip, Port: 80, Protocol: lb.TCP, Kind: lb.ClusterIP}}}
 		ep := lb.ReadyEndpoint(testDest(i, 0))
 		ep.NodeName = "node-a"
-		snap = snap.With(lb.Select(svc, []lb.Endpoint{ep}, "node-a"))
+		snap = snap.With(lb.Select(svc, []lb.Endpoint{ep}, lb.Node{Name: "node-a"}))
 		keys = append(keys, svc.Key)
 	}
 	err = dp.Sync(t.Context(), snap, lb.ChangeSet{Full: true})
@@ -277,7 +277,7 @@ func TestFullSyncRepairsStaleView(t *testing.T) {
 			ep.NodeName = "node-a"
 			eps = append(eps, ep)
 		}
-		snap = snap.With(lb.Select(svc, eps, "node-a"))
+		snap = snap.With(lb.Select(svc, eps, lb.Node{Name: "node-a"}))
 	}
 	first, err := New(Options{Netns: ns})
 	if err != nil {
@@ -327,7 +327,7 @@ func TestFullSyncRepairsStaleView(t *testing.T) {
 		eps := append([]lb.Endpoint(nil), st.Endpoints...)
 		ep := lb.ReadyEndpoint(testDest(int(st.Frontends[0].Addr.As4()[3]), 5))
 		ep.NodeName = "node-a"
-		more = more.With(lb.Select(st.Service, append(eps, ep), "node-a"))
+		more = more.With(lb.Select(st.Service, append(eps, ep), lb.Node{Name: "node-a"}))
 		return true
 	})
 	if err := dp.Sync(t.Context(), more, lb.ChangeSet{Full: true}); err != nil {

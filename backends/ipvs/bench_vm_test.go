@@ -58,7 +58,7 @@ func table(n int) []*lb.ServiceState {
 			ep.NodeName = "node-a"
 			eps = append(eps, ep)
 		}
-		out[i] = lb.Select(svc, eps, "node-a")
+		out[i] = lb.Select(svc, eps, lb.Node{Name: "node-a"})
 	}
 	return out
 }
@@ -96,7 +96,7 @@ func oneChangeCalls(tb testing.TB, n int) ipvs.Stats {
 	st := states[n/2]
 	eps := append([]lb.Endpoint(nil), st.Endpoints...)
 	eps[2].Addr = netip.AddrPortFrom(netip.MustParseAddr("198.18.9.9"), eps[2].Addr.Port())
-	snap = snap.With(lb.Select(st.Service, eps, "node-a"))
+	snap = snap.With(lb.Select(st.Service, eps, lb.Node{Name: "node-a"}))
 	before := dp.Stats()
 	if err := dp.Sync(tb.Context(), snap, lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{st.Key(): {}}}); err != nil {
 		tb.Fatalf("partial sync: %v", err)
@@ -196,7 +196,7 @@ func BenchmarkOneEndpointChange(b *testing.B) {
 				st := states[i%n]
 				eps := append([]lb.Endpoint(nil), st.Endpoints...)
 				eps[2].Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, 9, byte(i % 200)}), eps[2].Addr.Port())
-				snap = snap.With(lb.Select(st.Service, eps, "node-a"))
+				snap = snap.With(lb.Select(st.Service, eps, lb.Node{Name: "node-a"}))
 				if err := dp.Sync(b.Context(), snap, lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{st.Key(): {}}}); err != nil {
 					b.Fatal(err)
 				}

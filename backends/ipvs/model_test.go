@@ -25,7 +25,7 @@ var (
 
 // state builds a ServiceState the way the engine does.
 func state(svc *lb.Service, eps ...lb.Endpoint) *lb.ServiceState {
-	return lb.Select(svc, eps, "node-a")
+	return lb.Select(svc, eps, lb.Node{Name: "node-a"})
 }
 
 func ready(a netip.AddrPort, weight uint32) lb.Endpoint {

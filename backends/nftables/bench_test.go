@@ -23,7 +23,7 @@ func benchSnapshot(tb testing.TB, n int) *lb.Snapshot {
 	}
 	var s *lb.Snapshot
 	for _, it := range items {
-		s = s.With(lb.Select(it.Service, it.Endpoints, ""))
+		s = s.With(lb.Select(it.Service, it.Endpoints, lb.Node{}))
 	}
 	return s
 }
@@ -102,7 +102,7 @@ func BenchmarkOneEndpointChange(b *testing.B) {
 				gen++
 				i := (gen * 7919) % n
 				it := items[i]
-				snap = snap.With(lb.Select(it.Service, bench.Endpoints(i, 3, gen), ""))
+				snap = snap.With(lb.Select(it.Service, bench.Endpoints(i, 3, gen), lb.Node{}))
 				cs := lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{it.Service.Key: {}}}
 				b.StartTimer()
 				if err := d.Sync(b.Context(), snap, cs); err != nil {
@@ -183,7 +183,7 @@ func BenchmarkAddService(b *testing.B) {
 				b.StopTimer()
 				it := items[n+k%addServicePool]
 				if k/addServicePool%2 == 0 {
-					snap = snap.With(lb.Select(it.Service, it.Endpoints, ""))
+					snap = snap.With(lb.Select(it.Service, it.Endpoints, lb.Node{}))
 				} else {
 					snap = snap.Without(it.Service.Key)
 				}

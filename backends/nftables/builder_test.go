@@ -62,7 +62,7 @@ func testStates() []*lb.ServiceState {
 		ExternalPolicy: lb.PolicyLocal,
 		Frontends:      []lb.Frontend{fe("198.18.100.3", 443, lb.TCP, lb.ExternalIP), fe("0.0.0.0", 30443, lb.TCP, lb.NodePort)}}
 	stickyEps := []lb.Endpoint{lb.ReadyEndpoint(ap("198.18.2.10:8443")), lb.ReadyEndpoint(ap("198.18.2.12:8443"))}
-	return []*lb.ServiceState{lb.Select(web, webEps, ""), lb.Select(empty, nil, ""), lb.Select(sticky, stickyEps, "")}
+	return []*lb.ServiceState{lb.Select(web, webEps, lb.Node{}), lb.Select(empty, nil, lb.Node{}), lb.Select(sticky, stickyEps, lb.Node{})}
 }
 
 func TestElementsGolden(t *testing.T) {
@@ -296,11 +296,11 @@ func TestOptions(t *testing.T) {
 func TestCheckRejectsWhatTheDatapathCannotExpress(t *testing.T) {
 	svc := &lb.Service{Key: "rr", Scheduler: lb.RR, Frontends: []lb.Frontend{fe("198.18.100.1", 80, lb.TCP, lb.ClusterIP)}}
 	var uerr *lb.UnsupportedError
-	if err := check(lb.Select(svc, nil, "")); !errors.As(err, &uerr) || uerr.Field != "scheduler" || uerr.Datapath != name {
+	if err := check(lb.Select(svc, nil, lb.Node{})); !errors.As(err, &uerr) || uerr.Field != "scheduler" || uerr.Datapath != name {
 		t.Errorf("check(rr) = %v, want an UnsupportedError for the scheduler", err)
 	}
 	svc = &lb.Service{Key: "ok", Frontends: []lb.Frontend{fe("198.18.100.1", 80, lb.SCTP, lb.ClusterIP)}}
-	if err := check(lb.Select(svc, nil, "")); err != nil {
+	if err := check(lb.Select(svc, nil, lb.Node{})); err != nil {
 		t.Errorf("check(random, SCTP) = %v", err)
 	}
 	caps := (&Datapath{}).Capabilities()
@@ -353,7 +353,7 @@ func TestPartialPlanIsSmall(t *testing.T) {
 	for _, b := range st.Frontends[0].Backends {
 		eps = append(eps, lb.ReadyEndpoint(netip.AddrPortFrom(b.Addr.Addr(), b.Addr.Port()+1)))
 	}
-	next := snap.With(lb.Select(st.Service, eps, ""))
+	next := snap.With(lb.Select(st.Service, eps, lb.Node{}))
 	one := lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{key: {}}}
 	w := d.planPartial(d.services.Work(next, one))
 	if len(w.plan.del) != 3 || len(w.plan.add) != 3 || len(w.plan.chains) != 0 || len(w.plan.dropChain) != 0 {
@@ -368,7 +368,7 @@ func TestPartialPlanIsSmall(t *testing.T) {
 	// A fourth endpoint: a new chain (4 slots), the verdict element, a slot
 	// and a hairpin element.
 	eps = append(eps, lb.ReadyEndpoint(ap("198.19.255.1:8080")))
-	next = snap.With(lb.Select(st.Service, eps, ""))
+	next = snap.With(lb.Select(st.Service, eps, lb.Node{}))
 	w = d.planPartial(d.services.Work(next, one))
 	if len(w.plan.chains) != 1 || w.plan.chains[0].name() != "svc-4" {
 		t.Errorf("a fourth endpoint: chains %v, want svc-4 created", w.plan.chains)

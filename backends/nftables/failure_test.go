@@ -54,9 +54,9 @@ func TestFailedSyncKeepsBookkeeping(t *testing.T) {
 	// The sync changes elements, hairpin addresses (backend 2 is new) and
 	// chains (sticky's per-backend chains, two slots).
 	next := w.snap.
-		With(lb.Select(web, []lb.Endpoint{w.backend(1), w.backend(2)}, "")).
-		With(lb.Select(sticky, []lb.Endpoint{w.backend(0), w.backend(1)}, "")).
-		With(lb.Select(extra, []lb.Endpoint{w.backend(2)}, ""))
+		With(lb.Select(web, []lb.Endpoint{w.backend(1), w.backend(2)}, lb.Node{})).
+		With(lb.Select(sticky, []lb.Endpoint{w.backend(0), w.backend(1)}, lb.Node{})).
+		With(lb.Select(extra, []lb.Endpoint{w.backend(2)}, lb.Node{}))
 	cs := lb.ChangeSet{Changed: map[lb.ServiceKey]struct{}{"web": {}, "sticky": {}, "extra": {}}}
 	if err := w.d.Sync(t.Context(), next, cs); err == nil {
 		t.Fatal("a sync deleting an element that is gone succeeded; want the kernel to reject it")

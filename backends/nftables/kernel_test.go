@@ -51,7 +51,7 @@ func (w *world) backend(i int) lb.Endpoint {
 // (partially, or fully with full).
 func (w *world) set(svc *lb.Service, eps []lb.Endpoint, full bool) {
 	w.t.Helper()
-	w.snap = w.snap.With(lb.Select(svc, eps, ""))
+	w.snap = w.snap.With(lb.Select(svc, eps, lb.Node{}))
 	cs := lb.ChangeSet{Full: full, Changed: map[lb.ServiceKey]struct{}{svc.Key: {}}}
 	if err := w.d.Sync(w.t.Context(), w.snap, cs); err != nil {
 		w.t.Fatalf("Sync of %s: %v", svc.Key, err)

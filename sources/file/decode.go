@@ -129,6 +129,23 @@ func (d *decoder) str(n *yaml.Node, path string) (string, bool) {
 	return s, ok
 }
 
+// strings decodes a list of non-empty strings.
+func (d *decoder) strings(n *yaml.Node, path string) []string {
+	items, ok := d.sequence(n, path)
+	if !ok {
+		return nil
+	}
+	out := make([]string, 0, len(items))
+	for i, it := range items {
+		if v, ok := d.str(it, yamlline.Index(path, i)); ok && v != "" {
+			out = append(out, v)
+		} else if ok {
+			d.errorf(it, yamlline.Index(path, i), "want a non-empty string")
+		}
+	}
+	return out
+}
+
 // integer returns an integer scalar within [lo, hi].
 func (d *decoder) integer(n *yaml.Node, path string, lo, hi int64) (int64, bool) {
 	v, err := yamlline.Int(n)

@@ -43,7 +43,7 @@ func serviceFields() []string {
 }
 func frontendFields() []string { return []string{"ip", "port", "protocol", "kind"} }
 func endpointFields() []string {
-	return []string{"ip", "port", "weight", "node", "zone", "ready", "serving", "terminating"}
+	return []string{"ip", "port", "weight", "node", "zone", "forZones", "forNodes", "ready", "serving", "terminating"}
 }
 
 // Parse decodes a services file (YAML, or JSON, which is read as YAML) and
@@ -209,6 +209,7 @@ func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines yamlline.Lines)
 	var ip netip.Addr
 	var port int64
 	var hasIP, hasPort, hasServing bool
+	var forZones, forNodes []string
 	d.mapping(n, path, endpointFields(), func(fd yamlline.Field) {
 		key, v, f := fd.Name, fd.Value, fd.Path
 		lines.Set(yamlline.Join(rel, key), fd.Key.Line)
@@ -226,6 +227,10 @@ func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines yamlline.Lines)
 			ep.NodeName, _ = d.str(v, f)
 		case "zone":
 			ep.Zone, _ = d.str(v, f)
+		case "forZones":
+			forZones = d.strings(v, f)
+		case "forNodes":
+			forNodes = d.strings(v, f)
 		case "ready":
 			ep.Ready, _ = d.boolean(v, f)
 		case "serving":
@@ -238,6 +243,7 @@ func (d *decoder) endpoint(n *yaml.Node, path, rel string, lines yamlline.Lines)
 	if !hasServing {
 		ep.Serving = ep.Ready
 	}
+	ep.Hints = lb.NewHints(forZones, forNodes)
 	ep.Addr = netip.AddrPortFrom(ip, uint16(port))
 	if n.Kind == yaml.MappingNode {
 		d.required(n, path, hasIP, hasPort)

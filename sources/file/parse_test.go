@@ -100,6 +100,8 @@ func TestParseErrors(t *testing.T) {
 		{"endpoint terminating", strings.Replace(svcYAML, "port: 8080", "port: 8080, terminating: null", 1), []string{`t.yaml:6: services[0].endpoints[0].terminating: want true or false, got null`}},
 		{"endpoint node", strings.Replace(svcYAML, "port: 8080", "port: 8080, node: {a: b}", 1), []string{`t.yaml:6: services[0].endpoints[0].node: want a string, got a mapping`}},
 		{"endpoint zone", strings.Replace(svcYAML, "port: 8080", "port: 8080, zone: [a]", 1), []string{`t.yaml:6: services[0].endpoints[0].zone: want a string, got a list`}},
+		{"endpoint forZones", strings.Replace(svcYAML, "port: 8080", "port: 8080, forZones: z1", 1), []string{`t.yaml:6: services[0].endpoints[0].forZones: want a list`}},
+		{"endpoint forNodes item", strings.Replace(svcYAML, "port: 8080", `port: 8080, forNodes: [""]`, 1), []string{`t.yaml:6: services[0].endpoints[0].forNodes[0]: want a non-empty string`}},
 		{"endpoint unknown field", strings.Replace(svcYAML, "port: 8080", "port: 8080, healthy: true", 1), []string{`t.yaml:6: services[0].endpoints[0].healthy: unknown field`}},
 		{"endpoint multicast", strings.Replace(svcYAML, "198.18.1.1", "224.0.0.1", 1), []string{`t.yaml:6: services[0].endpoints[0].ip: 224.0.0.1: multicast address`}},
 		{"endpoint family", strings.Replace(svcYAML, "198.18.1.1", "2001:2::1", 1), []string{`t.yaml:6: services[0].endpoints[0].ip: 2001:2::1: mixed families`}},
@@ -252,7 +254,7 @@ func TestParseEveryField(t *testing.T) {
       - {ip: 198.18.0.5, port: 80, kind: ExternalIP}
     endpoints:
       - {ip: 198.18.1.1, port: 8080, weight: 65535, node: node-a, zone: "1", ready: false, serving: true, terminating: true}
-      - {ip: "2001:2::10", port: 8080}
+      - {ip: "2001:2::10", port: 8080, forZones: [z2, z1], forNodes: [node-b]}
   - name: none
     sessionAffinity: None
     internalTrafficPolicy: Cluster
@@ -280,7 +282,8 @@ func TestParseEveryField(t *testing.T) {
 			},
 			Endpoints: []lb.Endpoint{
 				{Addr: netip.MustParseAddrPort("198.18.1.1:8080"), Weight: 65535, NodeName: "node-a", Zone: "1", Serving: true, Terminating: true},
-				{Addr: netip.MustParseAddrPort("[2001:2::10]:8080"), Weight: 1, Ready: true, Serving: true},
+				{Addr: netip.MustParseAddrPort("[2001:2::10]:8080"), Weight: 1, Ready: true, Serving: true,
+					Hints: lb.NewHints([]string{"z1", "z2"}, []string{"node-b"})},
 			},
 		},
 		{Service: &lb.Service{Key: "none", Scheduler: lb.Random,
