@@ -44,8 +44,12 @@ func (e *Engine) RegisterSource(name string) (synced func()) {
 			g.deadline = time.Time{} // no deadline: see checkGate
 		}
 	}
-	for g.sources[name] {
-		name += "'"
+	// Two sources of one name are two sources: each must sync.
+	for i, base := 2, name; ; i++ {
+		if _, taken := g.sources[name]; !taken {
+			break
+		}
+		name = fmt.Sprintf("%s#%d", base, i)
 	}
 	g.sources[name] = false
 	return func() {

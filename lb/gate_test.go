@@ -56,3 +56,16 @@ func TestSourceGateWithoutTimeout(t *testing.T) {
 		t.Fatal("gate still closed after the source synced")
 	}
 }
+
+func TestSourcesOfOneNameEachSync(t *testing.T) {
+	r := &recorder{}
+	e := newTestEngine(t, r, Config{InitialSyncTimeout: time.Hour})
+	first := e.RegisterSource("file")
+	second := e.RegisterSource("file")
+	first()
+	if err := e.Flush(context.Background()); !errors.Is(err, ErrSourcesNotSynced) {
+		t.Fatalf("Flush with one of two same-named sources synced: %v", err)
+	}
+	second()
+	mustFlush(t, e)
+}

@@ -38,8 +38,7 @@ type StaleUDPFrontend struct {
 }
 
 type staleFrontend struct {
-	backends []netip.AddrPort
-	current  bool // some noted new state serves the frontend
+	backends []netip.AddrPort // set only by a state that serves the frontend
 	changed  bool
 }
 
@@ -56,7 +55,7 @@ func (s *StaleUDP) Note(old, now *ServiceState) {
 	for fe, bes := range after {
 		e := s.entry(fe)
 		prev, had := before[fe]
-		e.backends, e.current = bes, true
+		e.backends = bes
 		e.changed = e.changed || !had || !slices.Equal(prev, bes)
 	}
 	for fe := range before {

@@ -1,9 +1,6 @@
 package lb
 
-import (
-	"encoding/json"
-	"time"
-)
+import "time"
 
 // Phase is where a service stands on its way into the datapath.
 type Phase string
@@ -65,26 +62,6 @@ type ServiceStatus struct {
 	Frontends []FrontendID
 	// Since is when the service entered Phase.
 	Since time.Time
-}
-
-// MarshalJSON encodes the status with Err as a string.
-func (s ServiceStatus) MarshalJSON() ([]byte, error) {
-	type out struct {
-		Service   ServiceKey `json:"service"`
-		Phase     Phase      `json:"phase"`
-		Reason    string     `json:"reason,omitempty"`
-		Previous  bool       `json:"previousVersionServing,omitempty"`
-		Frontends []string   `json:"frontends,omitempty"`
-		Since     time.Time  `json:"since"`
-	}
-	o := out{Service: s.Service, Phase: s.Phase, Previous: s.Previous, Since: s.Since}
-	if s.Err != nil {
-		o.Reason = s.Err.Error()
-	}
-	for _, id := range s.Frontends {
-		o.Frontends = append(o.Frontends, id.String())
-	}
-	return json.Marshal(o)
 }
 
 // Status is a point-in-time view of the engine for health checks.

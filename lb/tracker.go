@@ -222,7 +222,7 @@ func (t *tracker) evaluateOne(r *record, now time.Time) []FrontendID {
 			}
 		}
 		if len(waiting) > 0 {
-			acc = t.withoutWaiting(r.good, waiting)
+			acc = withoutWaiting(r.good, waiting)
 		}
 	}
 	t.setWaiting(r, waiting)
@@ -308,7 +308,7 @@ func (t *tracker) refreshGood(r *record) {
 
 // withoutWaiting returns a copy of svc without the frontends in waiting,
 // or nil when none is left.
-func (t *tracker) withoutWaiting(svc *Service, waiting []FrontendID) *Service {
+func withoutWaiting(svc *Service, waiting []FrontendID) *Service {
 	kept := make([]Frontend, 0, len(svc.Frontends))
 	for _, fe := range svc.Frontends {
 		if !slices.Contains(waiting, fe.ID()) {

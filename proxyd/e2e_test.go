@@ -143,18 +143,49 @@ func TestEndToEnd(t *testing.T) {
 	}
 }
 
+// built is the proxyd binary this test binary built, once, for every test.
+var built struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+	noGo     bool // no go command: the tests that need the binary skip
+}
+
+// buildProxyd returns the path of a proxyd binary built from this tree;
+// the first call builds it, into a directory TestMain removes.
 func buildProxyd(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "proxyd")
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		t.Skipf("the go command is not on PATH, cannot build proxyd: %v", err)
+	built.once.Do(func() {
+		gobin, err := exec.LookPath("go")
+		if err != nil {
+			built.err, built.noGo = fmt.Errorf("the go command is not on PATH, cannot build proxyd: %w", err), true
+			return
+		}
+		if built.dir, err = os.MkdirTemp("", "proxyd-test-"); err != nil {
+			built.err = err
+			return
+		}
+		built.bin = filepath.Join(built.dir, "proxyd")
+		if out, err := exec.Command(gobin, "build", "-o", built.bin, ".").CombinedOutput(); err != nil {
+			built.err = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if built.noGo {
+		t.Skip(built.err)
 	}
-	out, err := exec.Command(gobin, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if built.err != nil {
+		t.Fatal(built.err)
 	}
-	return bin
+	return built.bin
+}
+
+// TestMain removes the proxyd binary the tests built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if built.dir != "" {
+		_ = os.RemoveAll(built.dir)
+	}
+	os.Exit(code)
 }
 
 func writeServices(t *testing.T, path, web, dns string, backends []string, udpBackend string) {

@@ -64,29 +64,24 @@ type explainEndpoint struct {
 func engineExplainHandler(eng explainEngine) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		fail := func(code int, err error) {
-			w.WriteHeader(code)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-		}
 		if key := r.URL.Query().Get("service"); key != "" {
 			explainService(r.Context(), w, eng, lb.ServiceKey(key))
 			return
 		}
 		id, err := lb.ParseFrontendID(r.URL.Query().Get("frontend"))
 		if err != nil {
-			fail(http.StatusBadRequest, err)
+			writeFailure(w, http.StatusBadRequest, notProgrammed{Error: err.Error()})
 			return
 		}
 		dp := eng.Datapath()
 		in, ok := dp.(lb.Inspector)
 		if !ok {
-			fail(http.StatusNotImplemented, fmt.Errorf("the %s datapath cannot be inspected", dp.Name()))
+			writeFailure(w, http.StatusNotImplemented, notProgrammed{Error: fmt.Sprintf("the %s datapath cannot be inspected", dp.Name())})
 			return
 		}
 		res, err := inspectFrontend(r.Context(), in, id)
 		if err != nil {
-			w.WriteHeader(http.StatusNotFound)
-			_ = json.NewEncoder(w).Encode(notProgrammed{Error: err.Error(), Waiting: waitingFor(eng, id)})
+			writeFailure(w, http.StatusNotFound, notProgrammed{Error: err.Error(), Waiting: waitingFor(eng, id)})
 			return
 		}
 		out := withEndpoints(res, eng.Snapshot())

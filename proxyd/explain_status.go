@@ -42,20 +42,26 @@ type serviceExplain struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// notProgrammed is the answer for a frontend the datapath does not hold:
-// the services that ask for it, with their status (a conflict says who
-// owns it; an invalid or unsupported service says why).
+// notProgrammed is the daemon's answer when it cannot explain something:
+// why, and for a frontend the datapath does not hold, the services that
+// ask for it, with their status (a conflict says who owns it; an invalid
+// or unsupported service says why).
 type notProgrammed struct {
 	Error   string           `json:"error"`
 	Waiting []*explainStatus `json:"waiting,omitempty"`
+}
+
+// writeFailure answers with code and the failure as JSON.
+func writeFailure(w http.ResponseWriter, code int, f notProgrammed) {
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(f)
 }
 
 // explainService answers ?service=KEY.
 func explainService(ctx context.Context, w http.ResponseWriter, eng explainEngine, key lb.ServiceKey) {
 	st, ok := eng.ServiceStatus(key)
 	if !ok {
-		w.WriteHeader(http.StatusNotFound)
-		_ = json.NewEncoder(w).Encode(notProgrammed{Error: fmt.Sprintf("proxyd has no service %q", key)})
+		writeFailure(w, http.StatusNotFound, notProgrammed{Error: fmt.Sprintf("proxyd has no service %q", key)})
 		return
 	}
 	res := serviceExplain{Status: statusOf(st)}

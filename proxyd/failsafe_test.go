@@ -29,7 +29,11 @@ func TestFailingDatapathIsQuietAndUnhealthy(t *testing.T) {
 		}
 	}
 	bin := filepath.Join(dir, "proxyd")
-	if err := os.Rename(buildProxyd(t), bin); err != nil {
+	exe, err := os.ReadFile(buildProxyd(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, exe, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	services := filepath.Join(dir, "services.yaml")

@@ -86,20 +86,13 @@ func newNFTables(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datap
 	})
 }
 
-// newEBPF builds the eBPF datapath. It fails at once, with what to do,
-// when the pin path is not on a bpffs or socket-LB has no cgroup, rather
-// than failing every sync.
+// newEBPF builds the eBPF datapath. ebpf.New fails at once, with what to
+// do, when the pin path is not on a bpffs or socket-LB has no cgroup,
+// rather than failing every sync; the error names its options, so this
+// adds their flags.
 func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath, error) {
 	e := cfg.Lbkit.EBPF
-	if e.PinPath != "" {
-		if err := ebpf.CheckPinPath(e.PinPath); err != nil {
-			return nil, fmt.Errorf("eBPF pin path (--ebpf-pin-path, lbkit.ebpf.pinPath): %w (--ebpf-pin-path= pins nothing)", err)
-		}
-	}
-	if (e.Attach == config.EBPFAttachSocket || e.SocketLB) && e.CgroupPath == "" {
-		return nil, fmt.Errorf("set --ebpf-cgroup-path (lbkit.ebpf.cgroupPath): %w", ebpf.ErrNoCgroupPath)
-	}
-	return ebpf.New(ebpf.Options{
+	d, err := ebpf.New(ebpf.Options{
 		Netns:             cfg.Lbkit.Netns,
 		Logger:            slogOf(log),
 		Attach:            e.Attach,
@@ -112,6 +105,11 @@ func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath,
 		ClusterCIDRs:      k.clusterCIDRs,
 		NodePortAddresses: k.nodePortAddresses,
 	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (Options.PinPath is --ebpf-pin-path or lbkit.ebpf.pinPath, empty to pin nothing; "+
+			"Options.CgroupPath is --ebpf-cgroup-path or lbkit.ebpf.cgroupPath)", err)
+	}
+	return d, nil
 }
 
 func newIPTables(cfg *config.Config, log *zap.Logger, k kernelOptions, hooks datapathHooks) (lb.Datapath, error) {

@@ -12,6 +12,7 @@ import (
 	"github.com/lbkit/lbkit/backends/iptables"
 	"github.com/lbkit/lbkit/backends/ipvs"
 	"github.com/lbkit/lbkit/backends/nftables"
+	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 )
 
@@ -63,10 +64,7 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 			},
 			clean: func(ctx context.Context) error {
 				dp, err := iptables.New(iptables.Options{Netns: netns, Flavour: f, Logger: slogOf(log.Named("iptables"))})
-				if err != nil {
-					return err
-				}
-				return dp.Cleanup(ctx)
+				return cleanUp(ctx, dp, err)
 			},
 		})
 	}
@@ -77,10 +75,7 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 		},
 		clean: func(ctx context.Context) error {
 			dp, err := nftables.New(nftables.Options{Netns: netns, Logger: slogOf(log.Named("nftables"))})
-			if err != nil {
-				return err
-			}
-			return dp.Cleanup(ctx)
+			return cleanUp(ctx, dp, err)
 		},
 	})
 	kinds = append(kinds, stateKind{
@@ -90,16 +85,13 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 		},
 		clean: func(ctx context.Context) error {
 			dp, err := ipvs.New(ipvs.Options{Netns: netns, ExcludeCIDRs: exclude, Logger: slogOf(log.Named("ipvs"))})
-			if err != nil {
-				return err
-			}
-			return dp.Cleanup(ctx)
+			return cleanUp(ctx, dp, err)
 		},
 	})
 	ebpfScan := ebpf.ScanOptions{
 		Netns:    netns,
 		PinPaths: []string{cfg.Lbkit.EBPF.PinPath, config.DefaultEBPFPinDir},
-		Cgroup:   ebpfCgroup(cfg),
+		Cgroup:   cfg.Lbkit.EBPF.CgroupPath, // empty: the scan looks at the cgroup v2 root
 	}
 	kinds = append(kinds, stateKind{
 		name:  stateEBPF,
@@ -109,10 +101,14 @@ func stateKinds(cfg *config.Config, log *zap.Logger) ([]stateKind, error) {
 	return kinds, nil
 }
 
-// ebpfCgroup is the cgroup the eBPF datapath attaches its socket-LB
-// programs to (lbkit.ebpf.cgroupPath); empty makes the scan look at the
-// cgroup v2 root.
-func ebpfCgroup(cfg *config.Config) string { return cfg.Lbkit.EBPF.CgroupPath }
+// cleanUp takes what a datapath's New returned, removes everything of that
+// datapath and releases its handles.
+func cleanUp(ctx context.Context, dp lb.Datapath, err error) error {
+	if err != nil {
+		return err
+	}
+	return errors.Join(dp.Cleanup(ctx), dp.Close())
+}
 
 // stateNamesOfMode returns the kinds of state a mode's datapath installs.
 // In iptables mode that is the configured flavour, or both when none is

@@ -123,7 +123,7 @@ func (s *Source) reload(force bool) error {
 	changed, errs := s.app.apply(s.path, ls)
 	s.applied = true
 	for _, err := range errs {
-		s.logProblems("service not programmed as written; proxyd keeps it and programs it when it can", err)
+		s.logProblems("service not programmed as written; the engine keeps it and programs it when it can", err)
 		s.reject(err)
 	}
 	s.log.Info("services file applied", "services", len(ls), "changed", changed, "rejected", len(errs))
