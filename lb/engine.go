@@ -187,9 +187,27 @@ func (e *Engine) Delete(key ServiceKey) {
 // a *ValidationError (or *UnsupportedError) and the previous endpoints
 // stay in place until valid ones come.
 func (e *Engine) SetEndpoints(key ServiceKey, eps []Endpoint) error {
+	return e.SetEndpointsTriggered(key, eps, time.Time{})
+}
+
+// SetEndpointsTriggered is SetEndpoints for a change that happened
+// elsewhere at trigger (a Kubernetes EndpointSlice's
+// last-change-trigger-time): the Programmed hook then measures the
+// latency from trigger, not from the call, as kube-proxy's network
+// programming latency does. A zero trigger, or one after now, counts from
+// now. Health checks keep counting from the call, so a skewed clock
+// elsewhere cannot make the engine look stuck.
+func (e *Engine) SetEndpointsTriggered(key ServiceKey, eps []Endpoint, trigger time.Time) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.changed(key, EndpointsChange, func(now time.Time) error { return e.tracker.setEndpoints(key, eps, now) })
+	return e.changed(key, EndpointsChange, func(now time.Time) error {
+		err := e.tracker.setEndpoints(key, eps, now)
+		if p := e.tracker.pending[key]; p != nil && !trigger.IsZero() && trigger.Before(now) &&
+			(p.trigger.IsZero() || trigger.Before(p.trigger)) {
+			p.trigger = trigger
+		}
+		return err
+	})
 }
 
 // changed runs one tracker update of the given kind, reports refused input

@@ -197,7 +197,7 @@ func (e *Engine) finish(ctx context.Context, dp Datapath, snap *Snapshot, cs Cha
 			}
 			e.tracker.synced(key, nil, end)
 			if h := e.cfg.Hooks.Programmed; h != nil {
-				h(key, end.Sub(p.since))
+				h(key, end.Sub(p.latencyStart()))
 			}
 		}
 	}

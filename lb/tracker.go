@@ -26,7 +26,10 @@ func (k ChangeKind) String() string {
 
 // pending records what changed in one service since the last successful sync.
 type pending struct {
-	since     time.Time // first time a change of this service was seen
+	since time.Time // first time a change of this service was seen
+	// trigger is when the earliest change began elsewhere, if a source
+	// said (SetEndpointsTriggered); zero otherwise.
+	trigger   time.Time
 	service   bool
 	endpoints bool
 }
@@ -418,6 +421,9 @@ func (t *tracker) restore(key ServiceKey, p *pending) {
 		if cur.since.Before(p.since) {
 			p.since = cur.since
 		}
+		if !cur.trigger.IsZero() && (p.trigger.IsZero() || cur.trigger.Before(p.trigger)) {
+			p.trigger = cur.trigger
+		}
 		p.service = p.service || cur.service
 		p.endpoints = p.endpoints || cur.endpoints
 		if cur.service {
@@ -444,4 +450,13 @@ func (t *tracker) state(key ServiceKey, node Node) *ServiceState {
 		return nil
 	}
 	return Select(r.acc, r.accEps, node)
+}
+
+// latencyStart is when the network programming latency of p starts: the
+// trigger a source gave, else when the engine first saw the change.
+func (p *pending) latencyStart() time.Time {
+	if !p.trigger.IsZero() && p.trigger.Before(p.since) {
+		return p.trigger
+	}
+	return p.since
 }

@@ -1,0 +1,70 @@
+package kube
+
+import (
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/lbkit/lbkit/lb"
+)
+
+// EventRecorder records Kubernetes Events; k8s.io/client-go/tools/events'
+// EventRecorder implements it.
+type EventRecorder interface {
+	Eventf(regarding runtime.Object, related runtime.Object, eventtype, reason, action, note string, args ...any)
+}
+
+// Event reasons the source records on a Service.
+const (
+	ReasonInvalid     = "LbkitInvalid"
+	ReasonUnsupported = "LbkitUnsupported"
+	ReasonConflict    = "LbkitFrontendConflict"
+	ReasonFailed      = "LbkitProgrammingFailed"
+	ReasonProgrammed  = "LbkitProgrammed"
+)
+
+// StatusChanged turns a change of a service's status in the engine into
+// an Event on its Service: a Warning naming why it is not programmed as
+// given, and a Normal event when it is programmed again after one. Wire
+// it to lb.Hooks.StatusChanged; it takes no engine lock.
+func (s *Source) StatusChanged(st lb.ServiceStatus) {
+	rec := s.opts.Events
+	if rec == nil {
+		return
+	}
+	s.mu.Lock()
+	nn, ok := s.state.keys[st.Service]
+	var e *serviceEntry
+	if ok {
+		e = s.state.services[nn]
+	}
+	wasBad := false
+	if e != nil {
+		if e.bad == nil {
+			e.bad = make(map[lb.ServiceKey]bool)
+		}
+		wasBad = e.bad[st.Service]
+		e.bad[st.Service] = st.Err != nil
+	}
+	s.mu.Unlock()
+	if e == nil {
+		return
+	}
+	ref := e.ref.DeepCopy()
+	port := string(st.Service)
+	switch {
+	case st.Err != nil:
+		reason := map[lb.Phase]string{
+			lb.PhaseInvalid: ReasonInvalid, lb.PhaseUnsupported: ReasonUnsupported,
+			lb.PhaseConflict: ReasonConflict, lb.PhaseFailed: ReasonFailed,
+		}[st.Phase]
+		if reason == "" {
+			reason = ReasonFailed
+		}
+		note := "%s is not programmed as given: %v"
+		if st.Previous {
+			note = "%s is not programmed as given (its previous version still is): %v"
+		}
+		rec.Eventf(ref, nil, "Warning", reason, "Sync", note, port, st.Err)
+	case wasBad && st.Phase == lb.PhaseProgrammed:
+		rec.Eventf(ref, nil, "Normal", ReasonProgrammed, "Sync", "%s is programmed", port)
+	}
+}
