@@ -13,16 +13,19 @@ import (
 	"os/signal"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/lbkit/lbkit/lb"
 	"github.com/lbkit/lbkit/proxyd/config"
 	"github.com/lbkit/lbkit/proxyd/health"
 	"github.com/lbkit/lbkit/proxyd/metrics"
 	"github.com/lbkit/lbkit/sources/file"
+	"github.com/lbkit/lbkit/sources/kube"
 )
 
 // shutdownTimeout bounds how long the HTTP servers get to finish on exit.
@@ -124,36 +127,76 @@ func nodeName(cfg *config.Config) string {
 func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	mode := cfg.EffectiveMode()
 	m := metrics.New(mode)
-	dp, err := newDatapath(cfg, log, datapathHooks{partialFallback: m.PartialFallback})
+	node := nodeName(cfg)
+
+	// With Kubernetes, read this node's Node first: its IPs are the
+	// "primary" NodePort addresses and its zone picks topology hints.
+	var client kubernetes.Interface
+	var startNode kube.NodeState
+	if useKubernetes(cfg) {
+		var err error
+		if client, err = kubeClient(cfg, log); err != nil {
+			return err
+		}
+		startNode = waitForNode(ctx, client, node, log)
+	}
+	nodeIPs := startNode.Primary()
+	nodeIPsInUse := nodeIPsUsed(cfg, nodeIPs)
+	deps := datapathDeps{partialFallback: m.PartialFallback}
+	if nodeIPsInUse {
+		deps.nodeIPs = nodeIPs
+	}
+	dp, err := newDatapath(cfg, log, deps)
 	if err != nil {
 		return err
 	}
-	node := nodeName(cfg)
 	syncPeriod, minSyncPeriod := cfg.SyncPeriods()
+	hooks := m.Hooks()
+	// Status changes become Kubernetes Events once the source exists.
+	var onStatus atomic.Pointer[func(lb.ServiceStatus)]
+	metricsStatus := hooks.StatusChanged
+	hooks.StatusChanged = func(st lb.ServiceStatus) {
+		if metricsStatus != nil {
+			metricsStatus(st)
+		}
+		if f := onStatus.Load(); f != nil {
+			(*f)(st)
+		}
+	}
 	eng, err := lb.NewEngine(dp, lb.Config{
-		NodeName: node, SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
-		// The services file is the only source: nothing can be programmed
-		// without it, and syncing without it would remove what an earlier
-		// process left serving.
+		NodeName: node, NodeZone: startNode.Zone,
+		SyncPeriod: syncPeriod, MinSyncPeriod: minSyncPeriod,
+		// Nothing can be programmed before the source has listed
+		// everything, and syncing before would remove what an earlier
+		// process left serving: wait for it however long it takes
+		// (/healthz says what is awaited).
 		InitialSyncTimeout: -1,
 		Logger:             slogOf(log.Named("engine").With(zap.String("mode", mode))),
-		Hooks:              m.Hooks(),
+		Hooks:              hooks,
 	})
 	if err != nil {
 		return err
 	}
 	m.ObserveServices(func() map[lb.Phase]int { return eng.Status().Phases })
 	retireOtherModes(ctx, cfg, eng, log)
+	hc := health.New(eng.Status, syncPeriod, node, nil)
 	// The first full sync, which prunes what an earlier process left and
-	// the services file no longer has, waits until the file is applied.
-	src, err := newSource(cfg, eng, m, log, eng.RegisterSource("services-file"))
-	if err != nil {
-		return err
+	// the source no longer has, waits until the source's state is in.
+	var src source
+	if client != nil {
+		ks, err := newKubeSource(cfg, client, eng, hc, startNode, nodeIPsInUse, node, log, eng.RegisterSource("kubernetes"))
+		if err != nil {
+			return err
+		}
+		f := ks.StatusChanged
+		onStatus.Store(&f)
+		src = ks
+	} else {
+		src = newFileSource(cfg, eng, m, log, eng.RegisterSource("services-file"))
 	}
 	applyConntrack(cfg, log)
 
 	// Bind the HTTP servers before anything runs: a port in use is fatal.
-	hc := health.New(eng.Status, syncPeriod, node, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	mux.Handle(explainPath, engineExplainHandler(eng))
@@ -175,9 +218,13 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 		closeAll(servers)
 		return err
 	}
+	source := "kubernetes"
+	if client == nil {
+		source = "file " + cfg.Lbkit.Services
+	}
 	log.Info("proxyd started",
 		zap.String("version", versionString()), zap.String("mode", mode), zap.String("node", node),
-		zap.String("services", cfg.Lbkit.Services), zap.String("metrics", cfg.MetricsBindAddress),
+		zap.String("source", source), zap.String("metrics", cfg.MetricsBindAddress),
 		zap.String("healthz", cfg.HealthzBindAddress), zap.Duration("syncPeriod", syncPeriod),
 		zap.Duration("minSyncPeriod", minSyncPeriod))
 
@@ -238,21 +285,19 @@ type source interface {
 	Run(ctx context.Context) error
 }
 
-// newSource builds the configured services source; it calls synced once,
+// newFileSource builds the services file source; it calls synced once,
 // when its first state is in the engine.
-func newSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.Logger, synced func()) (source, error) {
-	switch {
-	case cfg.Lbkit.Kubeconfig != "":
-		return nil, errors.New("--kubeconfig: the Kubernetes source has not landed in lbkit yet; use --services FILE")
-	case cfg.Lbkit.Services != "":
-		var once sync.Once
-		return file.New(cfg.Lbkit.Services, eng, file.Options{
-			Logger:    slogOf(log.Named("services-file")),
-			OnError:   func(error) { m.ConfigReloadError("file") },
-			OnApplied: func(int) { once.Do(synced) },
-		}), nil
+func newFileSource(cfg *config.Config, eng *lb.Engine, m *metrics.Metrics, log *zap.Logger, synced func()) source {
+	if cfg.ClientConnection.Kubeconfig != "" {
+		log.Warn("a services file is given: the kubeconfig is not used",
+			zap.String("services", cfg.Lbkit.Services), zap.String("kubeconfig", cfg.ClientConnection.Kubeconfig))
 	}
-	return nil, errors.New("no services source: give --services FILE (a services file, see examples/services.yaml)")
+	var once sync.Once
+	return file.New(cfg.Lbkit.Services, eng, file.Options{
+		Logger:    slogOf(log.Named("services-file")),
+		OnError:   func(error) { m.ConfigReloadError("file") },
+		OnApplied: func(int) { once.Do(synced) },
+	})
 }
 
 // httpServer is one bound HTTP server.

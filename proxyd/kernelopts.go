@@ -17,14 +17,18 @@ func clusterCIDRs(cfg *config.Config) ([]netip.Prefix, error) {
 }
 
 // nodePortPrefixes turns nodePortAddresses into prefixes. Empty means every
-// local address (nil). "primary" means the node's primary IPs: bindAddress
-// when it is a specific IP, else the first global address of each family on
-// the interfaces of the datapath's namespace.
-func nodePortPrefixes(cfg *config.Config) ([]netip.Prefix, error) {
+// local address (nil). "primary" means the node's primary IPs: those of its
+// Kubernetes Node (nodeIPs) when known, else bindAddress when it is a
+// specific IP, else the first global address of each family on the
+// interfaces of the datapath's namespace.
+func nodePortPrefixes(cfg *config.Config, nodeIPs []netip.Addr) ([]netip.Prefix, error) {
 	if len(cfg.NodePortAddresses) == 1 && cfg.NodePortAddresses[0] == config.NodePortAddressesPrimary {
-		ips, err := primaryIPs(cfg)
-		if err != nil {
-			return nil, err
+		ips := nodeIPs
+		if len(ips) == 0 {
+			var err error
+			if ips, err = primaryIPs(cfg); err != nil {
+				return nil, err
+			}
 		}
 		out := make([]netip.Prefix, len(ips))
 		for i, ip := range ips {

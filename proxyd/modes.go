@@ -15,14 +15,18 @@ import (
 	"github.com/lbkit/lbkit/proxyd/config"
 )
 
-// datapathHooks are the daemon's callbacks a datapath may report to.
-type datapathHooks struct {
+// datapathDeps is what the daemon gives a datapath beyond the config.
+type datapathDeps struct {
 	// partialFallback is called when a partial sync fell back to a full one.
 	partialFallback func()
+	// nodeIPs are the node's primary IPs as its Kubernetes Node says
+	// (empty without the Kubernetes source); nodePortAddresses "primary"
+	// uses them when set.
+	nodeIPs []netip.Addr
 }
 
 // newDatapath builds the datapath of the configured mode.
-func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.Datapath, error) {
+func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathDeps) (lb.Datapath, error) {
 	mode := cfg.EffectiveMode()
 	if mode == config.ModeUserspace {
 		return userspace.New(userspace.Options{
@@ -36,7 +40,7 @@ func newDatapath(cfg *config.Config, log *zap.Logger, hooks datapathHooks) (lb.D
 			return nil, err
 		}
 	}
-	k, err := kernelOptionsOf(cfg)
+	k, err := kernelOptionsOf(cfg, hooks.nodeIPs)
 	if err != nil {
 		return nil, err
 	}
@@ -59,12 +63,12 @@ type kernelOptions struct {
 	clusterCIDRs, nodePortAddresses []netip.Prefix
 }
 
-func kernelOptionsOf(cfg *config.Config) (kernelOptions, error) {
+func kernelOptionsOf(cfg *config.Config, nodeIPs []netip.Addr) (kernelOptions, error) {
 	cluster, err := clusterCIDRs(cfg)
 	if err != nil {
 		return kernelOptions{}, err
 	}
-	nodePorts, err := nodePortPrefixes(cfg)
+	nodePorts, err := nodePortPrefixes(cfg, nodeIPs)
 	if err != nil {
 		return kernelOptions{}, err
 	}
@@ -112,7 +116,7 @@ func newEBPF(cfg *config.Config, log *zap.Logger, k kernelOptions) (lb.Datapath,
 	return d, nil
 }
 
-func newIPTables(cfg *config.Config, log *zap.Logger, k kernelOptions, hooks datapathHooks) (lb.Datapath, error) {
+func newIPTables(cfg *config.Config, log *zap.Logger, k kernelOptions, hooks datapathDeps) (lb.Datapath, error) {
 	flavour, err := iptables.ParseFlavour(cfg.Lbkit.IPTablesFlavour)
 	if err != nil {
 		return nil, err

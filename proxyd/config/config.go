@@ -60,6 +60,13 @@ type Config struct {
 	// means every local address.
 	NodePortAddresses []string `yaml:"nodePortAddresses"`
 
+	// ClientConnection is how the Kubernetes source talks to the API
+	// server.
+	ClientConnection ClientConnectionConfig `yaml:"clientConnection"`
+	// ConfigSyncPeriod is the resync period of the Kubernetes source's
+	// informers; zero disables resyncs.
+	ConfigSyncPeriod Duration `yaml:"configSyncPeriod"`
+
 	IPVS      IPVSConfig      `yaml:"ipvs"`
 	IPTables  IPTablesConfig  `yaml:"iptables"`
 	NFTables  NFTablesConfig  `yaml:"nftables"`
@@ -71,6 +78,28 @@ type Config struct {
 	// origin says where each value came from, for error messages.
 	origin *origin
 }
+
+// ClientConnectionConfig is kube-proxy's "clientConnection" section.
+type ClientConnectionConfig struct {
+	// Kubeconfig is the path of a kubeconfig; empty means the in-cluster
+	// config (the pod's service account). Flag --kubeconfig.
+	Kubeconfig string `yaml:"kubeconfig"`
+	// AcceptContentTypes is the Accept header of requests; empty means
+	// the client's default.
+	AcceptContentTypes string `yaml:"acceptContentTypes"`
+	// ContentType is the wire format: application/vnd.kubernetes.protobuf
+	// (the default, as in kube-proxy) or application/json.
+	ContentType string `yaml:"contentType"`
+	// QPS and Burst bound the request rate to the API server.
+	QPS   float32 `yaml:"qps"`
+	Burst int32   `yaml:"burst"`
+}
+
+// Content types of clientConnection.contentType.
+const (
+	ContentTypeProtobuf = "application/vnd.kubernetes.protobuf"
+	ContentTypeJSON     = "application/json"
+)
 
 // IPVSConfig is kube-proxy's "ipvs" section.
 type IPVSConfig struct {
@@ -135,9 +164,11 @@ type SyncConfig struct {
 type LbkitConfig struct {
 	// Services is the path of a services file (sources/file); flag --services.
 	Services string `yaml:"services"`
-	// Kubeconfig is the path of a kubeconfig for the Kubernetes source;
-	// flag --kubeconfig.
-	Kubeconfig string `yaml:"kubeconfig"`
+	// ServiceProxyName, when set, makes the Kubernetes source serve only
+	// the services labelled service.kubernetes.io/service-proxy-name with
+	// it (which kube-proxy ignores), so proxyd runs beside kube-proxy;
+	// flag --service-proxy-name.
+	ServiceProxyName string `yaml:"serviceProxyName"`
 	// Netns is a network namespace (a path such as /var/run/netns/NAME) the
 	// datapath programs instead of proxyd's own; flag --netns.
 	Netns string `yaml:"netns"`
@@ -209,6 +240,12 @@ func Default() *Config {
 		BindAddress:        DefaultBindAddress,
 		MetricsBindAddress: "127.0.0.1:" + DefaultMetricsPort,
 		HealthzBindAddress: "0.0.0.0:" + DefaultHealthzPort,
+		ClientConnection: ClientConnectionConfig{
+			ContentType: ContentTypeProtobuf,
+			QPS:         5,
+			Burst:       10,
+		},
+		ConfigSyncPeriod: D(15 * time.Minute),
 		IPVS: IPVSConfig{
 			SyncPeriod: D(30 * time.Second),
 			Scheduler:  "rr",

@@ -124,13 +124,13 @@ conntrack: {maxPerCore: null, min: null, tcpEstablishedTimeout: null, tcpCloseWa
 }
 
 func TestParseIgnoredFieldsAreNotExamined(t *testing.T) {
-	in := header + "clientConnection:\n  anything: [1, {x: y}]\nfeatureGates: {Foo: true}\nconntrack:\n  tcpBeLiberal: whatever\n"
+	in := header + "portRange:\n  anything: [1, {x: y}]\nfeatureGates: {Foo: true}\nconntrack:\n  tcpBeLiberal: whatever\n"
 	_, warnings, err := Parse([]byte(in), "ops.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
-		`ops.yaml:3: field "clientConnection" accepted but ignored by lbkit (lbkit.kubeconfig or --kubeconfig names the kubeconfig)`,
+		`ops.yaml:3: field "portRange" accepted but ignored by lbkit`,
 		`ops.yaml:5: field "featureGates" accepted but ignored by lbkit`,
 		`ops.yaml:7: field "conntrack.tcpBeLiberal" accepted but ignored by lbkit`,
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -75,6 +76,13 @@ func (d *decoder) value(n *yaml.Node, path string, v reflect.Value) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Float32:
+		f, err := strconv.ParseFloat(n.Value, 32)
+		if n.Kind != yaml.ScalarNode || err != nil || n.Tag == "!!str" || n.Tag == "!!bool" {
+			d.fail(n, path, "expected a number, got %s", yamlline.Describe(n))
+			return
+		}
+		v.SetFloat(f)
 	case reflect.Slice:
 		d.strings(n, path, v)
 	default:

@@ -51,7 +51,8 @@ func NewFlags(fs *flag.FlagSet) *Flags {
 	f.add(false, func(c *Config) []string { c.Mode = *mode.p; return []string{"mode"} }, mode.names...)
 
 	r.strField("services", "path of a services file (YAML or JSON) to load balance", func(c *Config) *string { return &c.Lbkit.Services }, "lbkit.services")
-	r.strField("kubeconfig", "path of a kubeconfig for the Kubernetes source", func(c *Config) *string { return &c.Lbkit.Kubeconfig }, "lbkit.kubeconfig")
+	r.strField("kubeconfig", "path of a kubeconfig for the Kubernetes source (without it and without --services: the in-cluster config)", func(c *Config) *string { return &c.ClientConnection.Kubeconfig }, "clientConnection.kubeconfig")
+	r.strField("service-proxy-name", "serve only the Kubernetes services labelled service.kubernetes.io/service-proxy-name=NAME (to run beside kube-proxy)", func(c *Config) *string { return &c.Lbkit.ServiceProxyName }, "lbkit.serviceProxyName")
 	r.strField("netns", "network namespace to program instead of proxyd's own, e.g. /var/run/netns/NAME", func(c *Config) *string { return &c.Lbkit.Netns }, "lbkit.netns")
 	r.strField("log-format", "log format: json or console", func(c *Config) *string { return &c.Lbkit.LogFormat }, "lbkit.logFormat")
 	verbosity := new(int)

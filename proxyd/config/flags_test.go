@@ -91,7 +91,7 @@ func TestFlagsOverrideFile(t *testing.T) {
 		{"nftables.masqueradeBit", c.NFTables.MasqueradeBit, int32(12)},
 		{"conntrack.maxPerCore", c.Conntrack.MaxPerCore, int32(65536)},
 		{"metricsBindAddress", c.MetricsBindAddress, "198.18.0.3:10249"},
-		{"lbkit.kubeconfig", c.Lbkit.Kubeconfig, "/var/lib/kube-proxy/kubeconfig.conf"},
+		{"clientConnection.kubeconfig", c.ClientConnection.Kubeconfig, "/var/lib/kube-proxy/kubeconfig.conf"},
 		{"lbkit.netns", c.Lbkit.Netns, "/var/run/netns/lb"},
 		{"iptables.localhostNodePorts", c.IPTables.LocalhostNodePorts, false},
 	}
@@ -106,6 +106,7 @@ func TestFlagsEveryOverrideWithoutFile(t *testing.T) {
 	_, c := mustResolve(t,
 		"--proxy-mode", "nftables",
 		"--kubeconfig", "/etc/kubeconfig",
+		"--service-proxy-name", "lbkit",
 		"--netns", "/var/run/netns/x",
 		"--cluster-cidr", "10.0.0.0/8",
 		"--bind-address", "198.18.0.9",
@@ -132,8 +133,9 @@ func TestFlagsEveryOverrideWithoutFile(t *testing.T) {
 		got, want any
 	}{
 		{"mode", c.Mode, "nftables"},
-		{"lbkit.kubeconfig", c.Lbkit.Kubeconfig, "/etc/kubeconfig"},
+		{"clientConnection.kubeconfig", c.ClientConnection.Kubeconfig, "/etc/kubeconfig"},
 		{"lbkit.netns", c.Lbkit.Netns, "/var/run/netns/x"},
+		{"lbkit.serviceProxyName", c.Lbkit.ServiceProxyName, "lbkit"},
 		{"clusterCIDR", c.ClusterCIDR, "10.0.0.0/8"},
 		{"bindAddress", c.BindAddress, "198.18.0.9"},
 		{"metricsBindAddress", c.MetricsBindAddress, "0.0.0.0:10249"},

@@ -8,7 +8,6 @@ package config
 func ignoredFields() map[string]string {
 	return map[string]string{
 		"featureGates":                "",
-		"clientConnection":            "lbkit.kubeconfig or --kubeconfig names the kubeconfig",
 		"logging":                     "lbkit.logFormat, lbkit.verbosity and -v set logging",
 		"bindAddressHardFail":         "",
 		"enableProfiling":             "",
@@ -17,7 +16,6 @@ func ignoredFields() map[string]string {
 		"windowsRunAsService":         "",
 		"detectLocalMode":             "",
 		"detectLocal":                 "",
-		"configSyncPeriod":            "",
 		"portRange":                   "",
 		"oomScoreAdj":                 "",
 		"udpIdleTimeout":              "lbkit.userspace.udpIdleTimeout sets the userspace UDP idle timeout",

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"k8s.io/apimachinery/pkg/util/validation"
+
 	"fmt"
 	"net"
 	"net/netip"
@@ -133,6 +135,9 @@ func (c *Config) Validate() error {
 	v.notNegative("conntrack.tcpEstablishedTimeout", c.Conntrack.TCPEstablishedTimeout)
 	v.notNegative("conntrack.tcpCloseWaitTimeout", c.Conntrack.TCPCloseWaitTimeout)
 
+	v.clientConnection(&c.ClientConnection)
+	v.notNegative("configSyncPeriod", c.ConfigSyncPeriod)
+
 	v.lbkit(&c.Lbkit)
 	// File order reads best; values from flags or defaults come last, in the
 	// order of the checks.
@@ -153,6 +158,21 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// clientConnection checks kube-proxy's clientConnection section.
+func (v *validator) clientConnection(cc *ClientConnectionConfig) {
+	switch cc.ContentType {
+	case "", ContentTypeProtobuf, ContentTypeJSON:
+	default:
+		v.bad("clientConnection.contentType", cc.ContentType, "must be %q or %q", ContentTypeProtobuf, ContentTypeJSON)
+	}
+	if cc.QPS < 0 {
+		v.bad("clientConnection.qps", cc.QPS, "must not be negative")
+	}
+	if cc.Burst < 0 {
+		v.bad("clientConnection.burst", cc.Burst, "must not be negative")
+	}
+}
+
 // lbkit checks the lbkit section.
 func (v *validator) lbkit(l *LbkitConfig) {
 	if l.Netns != "" && !filepath.IsAbs(l.Netns) {
@@ -160,6 +180,11 @@ func (v *validator) lbkit(l *LbkitConfig) {
 	}
 	if l.LogFormat != LogFormatJSON && l.LogFormat != LogFormatConsole {
 		v.bad("lbkit.logFormat", l.LogFormat, "must be %q or %q", LogFormatJSON, LogFormatConsole)
+	}
+	if n := l.ServiceProxyName; n != "" {
+		if errs := validation.IsValidLabelValue(n); len(errs) > 0 {
+			v.bad("lbkit.serviceProxyName", n, "not a valid label value: %s", strings.Join(errs, "; "))
+		}
 	}
 	if l.Verbosity < 0 {
 		v.bad("lbkit.verbosity", l.Verbosity, "must not be negative")

@@ -6,14 +6,17 @@
 // longer than twice the sync period without being programmed, changes a
 // sync is programming right now included. Load balancers and node health
 // checks probe it, so it always answers with a JSON body that says why
-// (fields named as in kube-proxy's body where they mean the same). /livez
-// only says that the process serves HTTP.
+// (fields named as in kube-proxy's body where they mean the same). With the
+// Kubernetes source it also fails while this node is not eligible for
+// traffic (SetNodeEligible). /livez only says that the process serves
+// HTTP: a liveness probe must not restart a proxy that is still syncing.
 package health
 
 import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/lbkit/lbkit/lb"
@@ -33,7 +36,26 @@ type Checker struct {
 	limit      time.Duration // 2 × syncPeriod
 	nodeName   string
 	now        func() time.Time
+
+	mu           sync.Mutex
+	nodeKnown    bool // SetNodeEligible was called: a Node is watched
+	nodeEligible bool
+	nodeReason   string
 }
+
+// SetNodeEligible records whether this node may take traffic (the
+// Kubernetes source watches its Node: a node being deleted or drained by
+// the cluster autoscaler is not). An ineligible node fails /healthz, so
+// load balancers drain it, and /livez ignores it, so it is not restarted.
+func (c *Checker) SetNodeEligible(eligible bool, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.nodeKnown, c.nodeEligible, c.nodeReason = true, eligible, reason
+}
+
+// ProxyHealthy reports whether the proxy itself is healthy, node
+// eligibility aside (the serviceProxyHealthy of health check node ports).
+func (c *Checker) ProxyHealthy() bool { return c.check(false).Status == StatusOK }
 
 // New returns a checker that reads the engine's state through status
 // (usually (*lb.Engine).Status) and reports unhealthy once the oldest
@@ -81,10 +103,15 @@ type Report struct {
 	FailingSince string `json:"failingSince,omitempty"`
 	// WaitingFor names the sources the first full sync waits for.
 	WaitingFor []string `json:"waitingFor,omitempty"`
+	// NodeEligible is false while this node's Node is being deleted or
+	// drained by the cluster autoscaler; absent when no Node is watched.
+	NodeEligible *bool `json:"nodeEligible,omitempty"`
 }
 
-// Check evaluates the engine's status now.
-func (c *Checker) Check() Report {
+// Check evaluates the engine's status and the node's eligibility now.
+func (c *Checker) Check() Report { return c.check(true) }
+
+func (c *Checker) check(withNode bool) Report {
 	st := c.status()
 	now := c.now()
 	r := Report{
@@ -128,6 +155,15 @@ func (c *Checker) Check() Report {
 		}
 	default:
 		r.Reason = "every change is programmed"
+	}
+	c.mu.Lock()
+	known, eligible, reason := c.nodeKnown, c.nodeEligible, c.nodeReason
+	c.mu.Unlock()
+	if withNode && known {
+		r.NodeEligible = &eligible
+		if !eligible && r.Status == StatusOK {
+			unhealthy("node not eligible for traffic: %s", reason)
+		}
 	}
 	return r
 }

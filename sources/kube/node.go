@@ -43,8 +43,8 @@ func (n NodeState) Primary() []netip.Addr {
 	return out
 }
 
-// nodeStateOf reads a Node.
-func nodeStateOf(n *corev1.Node) NodeState {
+// NodeStateOf reads a Node.
+func NodeStateOf(n *corev1.Node) NodeState {
 	st := NodeState{Exists: true, Zone: n.Labels[LabelZone], Eligible: true}
 	switch {
 	case n.DeletionTimestamp != nil:
@@ -77,7 +77,7 @@ func (s *Source) nodeChanged(o any, deleted bool) {
 	}
 	var st NodeState
 	if !deleted {
-		st = nodeStateOf(n)
+		st = NodeStateOf(n)
 	}
 	if zs, ok := s.sink.(zoneSink); ok && st.Exists {
 		zs.SetNodeZone(st.Zone)
