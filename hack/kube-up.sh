@@ -132,12 +132,16 @@ cmd_up() {
 		>"$dir/etcd.log" 2>&1 &
 	echo $! >"$dir/etcd.pid"
 
+	# --allow-privileged, as kubeadm sets it: the API server otherwise
+	# rejects privileged pod templates, such as proxyd's DaemonSet in ipvs
+	# mode (examples/kubernetes).
 	"$bin/kube-apiserver" \
 		--bind-address=127.0.0.1 --advertise-address=127.0.0.1 --secure-port="$api_port" \
 		--etcd-servers="http://127.0.0.1:$etcd_port" \
 		--tls-cert-file="$dir/apiserver.crt" --tls-private-key-file="$dir/apiserver.key" \
 		--client-ca-file="$dir/ca.crt" --token-auth-file="$dir/tokens.csv" \
 		--authorization-mode=RBAC \
+		--allow-privileged=true \
 		--service-account-issuer=https://kubernetes.default.svc \
 		--service-account-key-file="$dir/sa.pub" \
 		--service-account-signing-key-file="$dir/sa.key" \
@@ -185,13 +189,25 @@ KC
 	return 1
 }
 
+# cmd_down stops the API server, then etcd (so that the API server does not
+# spend its shutdown retrying an etcd that is gone), and waits for each to
+# exit, killing it after 20 s: once down returns, DIR can be removed.
 cmd_down() {
-	local dir=${1:?usage: kube-up.sh down DIR} p
+	local dir=${1:?usage: kube-up.sh down DIR} p pid i
 	for p in apiserver etcd; do
-		if [ -f "$dir/$p.pid" ]; then
-			kill "$(cat "$dir/$p.pid")" 2>/dev/null || true
-			rm -f "$dir/$p.pid"
+		[ -f "$dir/$p.pid" ] || continue
+		pid=$(cat "$dir/$p.pid")
+		if kill "$pid" 2>/dev/null; then
+			for i in $(seq 1 200); do
+				kill -0 "$pid" 2>/dev/null || break
+				sleep 0.1
+			done
+			if kill -0 "$pid" 2>/dev/null; then
+				log "$p (pid $pid) still runs 20 s after SIGTERM; killing it"
+				kill -KILL "$pid" 2>/dev/null || true
+			fi
 		fi
+		rm -f "$dir/$p.pid"
 	done
 }
 
