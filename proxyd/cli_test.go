@@ -52,13 +52,18 @@ func TestBadConfigFileNamesFieldAndLine(t *testing.T) {
 	}
 }
 
+// Without --services proxyd is a Kubernetes proxy: outside a pod and
+// without a kubeconfig it says what to give; a kubeconfig that is not
+// there is named.
 func TestNoSourceIsAnError(t *testing.T) {
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "")
 	code, _, stderr := runCLI(t, "--mode=userspace", "--metrics-bind-address=", "--healthz-bind-address=")
-	if code == 0 || !strings.Contains(stderr, "--services") {
+	if code == 0 || !strings.Contains(stderr, "--services") || !strings.Contains(stderr, "--kubeconfig") || !strings.Contains(stderr, "not running in a Kubernetes pod") {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
 	code, _, stderr = runCLI(t, "--mode=userspace", "--kubeconfig=/nonexistent", "--metrics-bind-address=", "--healthz-bind-address=")
-	if code == 0 || !strings.Contains(stderr, "Kubernetes source") {
+	if code == 0 || !strings.Contains(stderr, "kubeconfig /nonexistent") {
 		t.Fatalf("--kubeconfig: exit %d, stderr %q", code, stderr)
 	}
 }

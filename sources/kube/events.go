@@ -24,12 +24,43 @@ const (
 // StatusChanged turns a change of a service's status in the engine into
 // an Event on its Service: a Warning naming why it is not programmed as
 // given, and a Normal event when it is programmed again after one. Wire
-// it to lb.Hooks.StatusChanged; it takes no engine lock.
+// it to lb.Hooks.StatusChanged. The engine calls it with its lock held,
+// while the source calls the engine with its own lock held: so it only
+// queues the change, and Run records it.
 func (s *Source) StatusChanged(st lb.ServiceStatus) {
-	rec := s.opts.Events
-	if rec == nil {
+	if s.opts.Events == nil {
 		return
 	}
+	s.statusMu.Lock()
+	s.statusQ = append(s.statusQ, st)
+	s.statusMu.Unlock()
+	select {
+	case s.statusKick <- struct{}{}:
+	default:
+	}
+}
+
+// recordStatuses records the queued status changes until ctx is done.
+func (s *Source) recordStatuses(done <-chan struct{}) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-s.statusKick:
+		}
+		s.statusMu.Lock()
+		q := s.statusQ
+		s.statusQ = nil
+		s.statusMu.Unlock()
+		for _, st := range q {
+			s.recordStatus(st)
+		}
+	}
+}
+
+// recordStatus records the Event of one status change, if any.
+func (s *Source) recordStatus(st lb.ServiceStatus) {
+	rec := s.opts.Events
 	s.mu.Lock()
 	nn, ok := s.state.keys[st.Service]
 	var e *serviceEntry

@@ -83,6 +83,12 @@ type Source struct {
 
 	mu    sync.Mutex
 	state *state
+
+	// Status changes wait here for Run to record them (see
+	// StatusChanged).
+	statusMu   sync.Mutex
+	statusQ    []lb.ServiceStatus
+	statusKick chan struct{}
 }
 
 // New returns a Source watching the cluster of client.
@@ -97,8 +103,9 @@ func New(client kubernetes.Interface, sink Sink, opts Options) (*Source, error) 
 	s := &Source{
 		client: client, sink: sink, opts: opts,
 		log:     opts.Logger,
-		started: time.Now(),
-		state:   newState(opts.NodeName),
+		started:    time.Now(),
+		state:      newState(opts.NodeName),
+		statusKick: make(chan struct{}, 1),
 	}
 	s.factory = informers.NewSharedInformerFactoryWithOptions(client, opts.ResyncPeriod,
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = sel }))
@@ -169,6 +176,7 @@ func (s *Source) Run(ctx context.Context) error {
 		s.nodes.Start(ctx.Done())
 		synced = append(synced, nodeInf.HasSynced)
 	}
+	go s.recordStatuses(ctx.Done())
 	s.factory.Start(ctx.Done())
 	defer s.factory.Shutdown()
 	if s.nodes != nil {

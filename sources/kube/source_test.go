@@ -302,10 +302,19 @@ func TestStatusChangesBecomeEvents(t *testing.T) {
 	src.applyService(types.NamespacedName{Namespace: "ns", Name: "web"}, webService(nil))
 	src.mu.Unlock()
 	uerr := &lb.UnsupportedError{Service: "ns/web/http", Field: "scheduler", Value: "maglev", Datapath: "ipvs"}
+	// The engine calls StatusChanged with its lock held, and the source
+	// calls the engine with its own held: StatusChanged must not wait
+	// for the source's lock.
+	src.mu.Lock()
 	src.StatusChanged(lb.ServiceStatus{Service: "ns/web/http", Phase: lb.PhaseUnsupported, Err: uerr})
 	src.StatusChanged(lb.ServiceStatus{Service: "ns/web/http", Phase: lb.PhaseProgrammed})
 	src.StatusChanged(lb.ServiceStatus{Service: "ns/web/http", Phase: lb.PhaseProgrammed})
 	src.StatusChanged(lb.ServiceStatus{Service: "ns/unknown/x", Phase: lb.PhaseInvalid, Err: uerr})
+	src.mu.Unlock()
+	done := make(chan struct{})
+	go src.recordStatuses(done)
+	defer close(done)
+	waitUntil(t, "two events", func() bool { rec.mu.Lock(); defer rec.mu.Unlock(); return len(rec.events) >= 2 })
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
 	if len(rec.events) != 2 {
