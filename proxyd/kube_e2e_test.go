@@ -188,7 +188,11 @@ func kubeE2E(t *testing.T, c kubernetes.Interface, bin, kubeconfig, mode, flavou
 	if hcPort == 0 {
 		t.Fatal("the API server allocated no healthCheckNodePort")
 	}
-	onNode := func(h *netns.Host, node string) discoveryv1.Endpoint { x := ep(h, true, false); x.NodeName = ptrTo(node); return x }
+	onNode := func(h *netns.Host, node string) discoveryv1.Endpoint {
+		x := ep(h, true, false)
+		x.NodeName = ptrTo(node)
+		return x
+	}
 	e.setSlice(ctx, "local", "local-1", onNode(b[0], kubeNode), onNode(b[1], "node-b"))
 	localNodePort := netip.AddrPortFrom(e.nodeIP, uint16(local.Spec.Ports[0].NodePort))
 	e.waitOnly("eTP=Local NodePort: only the endpoint on this node", localNodePort, b[0].Name)

@@ -102,7 +102,7 @@ func New(client kubernetes.Interface, sink Sink, opts Options) (*Source, error) 
 	}
 	s := &Source{
 		client: client, sink: sink, opts: opts,
-		log:     opts.Logger,
+		log:        opts.Logger,
 		started:    time.Now(),
 		state:      newState(opts.NodeName),
 		statusKick: make(chan struct{}, 1),
