@@ -9,6 +9,13 @@
 #   make bench      engine benchmarks at 1k/5k/10k services
 #   make vmtest     IPVS tests in a QEMU guest (make test runs them too when
 #                   qemu is installed)
+#   make e2e        end-to-end tests against a real kube-apiserver and etcd
+#                   (kube-apiserver is built once into ~/.cache/lbkit/kube),
+#                   and of the container image (root; run by CI)
+#   make bench-kube proxyd with 10k Kubernetes services: first sync, RSS and
+#                   programming latency per mode
+#   make image      proxyd's container image, localhost/lbkit/proxyd (root;
+#                   podman or buildah, mmdebstrap)
 
 GO          ?= go
 STATICCHECK ?= $(shell command -v staticcheck 2>/dev/null || echo $(HOME)/go/bin/staticcheck)
@@ -16,7 +23,7 @@ PKGS        := ./...
 # The race detector needs cgo and a C compiler; without one, test without it.
 RACE        ?= $(shell [ "$$($(GO) env CGO_ENABLED)" = 1 ] && command -v "$$($(GO) env CC)" >/dev/null 2>&1 && echo -race)
 
-.PHONY: all build cross deps test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench
+.PHONY: all build cross deps test test-user lint bench clean demo bpf bpf-check vmtest vmtest-bench e2e image bench-kube
 
 all: build
 
@@ -57,6 +64,22 @@ test-user:
 		GOTOOLCHAIN=local LBKIT_VMTEST=0 PATH="$$PATH" \
 		$(GO) test -count=1 -timeout 20m $(PKGS)
 	rm -rf /tmp/lbkit-user
+
+# make test runs the Kubernetes end-to-end tests too once kube-apiserver is
+# built; e2e builds it first (minutes, once) and adds the image test.
+e2e:
+	bash hack/kube-up.sh build
+	LBKIT_E2E=1 $(GO) test -count=1 -timeout 40m ./internal/kubetest/ ./examples/...
+	LBKIT_E2E=1 $(GO) test -count=1 -timeout 20m -run Kubernetes ./proxyd/
+
+image:
+	bash hack/image.sh
+
+# proxyd against a real API server holding 10k services × 3 endpoints:
+# time to the first full sync, memory, and programming latency per mode.
+bench-kube:
+	bash hack/kube-up.sh build
+	LBKIT_E2E=1 LBKIT_KUBE_SCALE=$${LBKIT_KUBE_SCALE:-10000} $(GO) test -count=1 -timeout 90m -v -run TestKubernetesScale ./proxyd/ | grep -E 'RESULT|created|^(---|ok|FAIL)'
 
 lint:
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

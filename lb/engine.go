@@ -30,8 +30,10 @@ type Config struct {
 	// NodeZone is this node's zone (its topology.kubernetes.io/zone
 	// label), for zone topology hints; SetNodeZone changes it later.
 	NodeZone string
-	// MinSyncPeriod is the least time between the starts of two syncs, so
-	// bursts of changes coalesce into one sync. Zero syncs as soon as a
+	// MinSyncPeriod bounds how often syncs start, so bursts of changes
+	// coalesce: at most two syncs start within any MinSyncPeriod (a burst
+	// of two, as kube-proxy allows, so that a change just after a
+	// periodic full sync does not wait for it). Zero syncs as soon as a
 	// change is seen; DefaultMinSyncPeriod is what kube-proxy uses.
 	MinSyncPeriod time.Duration
 	// SyncPeriod is the interval of full resyncs, and the longest retry
@@ -106,6 +108,7 @@ type Engine struct {
 	retryAt    time.Time               // after a failure: earliest time to retry
 	retryDelay time.Duration
 	lastStart  time.Time
+	prevStart  time.Time // start of the sync before lastStart's
 	lastFull   time.Time
 	status     Status
 	adopted    bool // the current datapath was offered the existing state

@@ -7,8 +7,8 @@ import (
 )
 
 // Run runs the sync loop until ctx is done and returns ctx's error. A change
-// is synced as soon as MinSyncPeriod has passed since the previous sync
-// started; a full sync runs every SyncPeriod; after a failure the engine
+// is synced at once unless two syncs started within the last MinSyncPeriod,
+// else as soon as the older of them is MinSyncPeriod old; a full sync runs every SyncPeriod; after a failure the engine
 // retries with exponential backoff (from 1 s up to SyncPeriod) and the
 // retry is a full sync. The first full sync waits for registered sources
 // (RegisterSource).
@@ -59,7 +59,10 @@ func (e *Engine) nextDue(now time.Time) time.Time {
 		due = now
 	}
 	if e.tracker.hasPending() || e.needFull {
-		due = minTime(due, e.lastStart.Add(e.cfg.MinSyncPeriod))
+		// A burst of two: a change right after a sync (a periodic full
+		// one, say) is synced at once; a third waits (kube-proxy's
+		// bounded-frequency runner also allows two).
+		due = minTime(due, e.prevStart.Add(e.cfg.MinSyncPeriod))
 	}
 	if len(e.failed) > 0 {
 		due = minTime(due, e.retryAt)
@@ -132,7 +135,7 @@ func (e *Engine) syncLocked(ctx context.Context, retryNow, forceFull bool) error
 	}
 	snap := b.snapshot()
 	e.desired = snap
-	e.lastStart = start
+	e.prevStart, e.lastStart = e.lastStart, start
 	e.inflight = oldest
 	dp := e.dp
 	adopt := !e.adopted

@@ -49,3 +49,25 @@ func TestProgrammedLatencyStartsAtTrigger(t *testing.T) {
 		t.Errorf("OldestPending = %s after the flush, want zero", st.OldestPending)
 	}
 }
+
+// MinSyncPeriod allows a burst of two syncs: a change right after a sync
+// (a periodic full one, say) is due at once; a third waits until the
+// first of the two is MinSyncPeriod old.
+func TestMinSyncPeriodAllowsABurstOfTwo(t *testing.T) {
+	r := &recorder{}
+	e := newTestEngine(t, r, Config{MinSyncPeriod: time.Hour, SyncPeriod: 2 * time.Hour})
+	_ = e.Upsert(svc("a", "198.18.100.1", 80))
+	mustFlush(t, e)
+	first := e.Status().LastSync
+	_ = e.Upsert(svc("b", "198.18.100.2", 80))
+	if now := time.Now(); e.nextDue(now).After(now) {
+		t.Fatalf("the second change in the hour is due at %s, want at once", e.nextDue(now))
+	}
+	mustFlush(t, e)
+	_ = e.Upsert(svc("c", "198.18.100.3", 80))
+	now := time.Now()
+	due := e.nextDue(now)
+	if !due.After(now.Add(59*time.Minute)) || due.After(first.Add(time.Hour)) {
+		t.Fatalf("the third change in the hour is due at %s (now %s), want an hour after the first sync", due, now)
+	}
+}
