@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -200,6 +201,12 @@ func runDaemon(ctx context.Context, cfg *config.Config, log *zap.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler())
 	mux.Handle(explainPath, engineExplainHandler(eng))
+	if cfg.EnableProfiling {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	handlers := map[string]http.Handler{cfg.MetricsBindAddress: mux, cfg.HealthzBindAddress: hc.Handler()}
 	if cfg.MetricsBindAddress == cfg.HealthzBindAddress {
 		mux.Handle("/healthz", hc.Handler())

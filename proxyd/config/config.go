@@ -60,6 +60,9 @@ type Config struct {
 	// means every local address.
 	NodePortAddresses []string `yaml:"nodePortAddresses"`
 
+	// EnableProfiling serves Go's profiler at /debug/pprof/ on the
+	// metrics server.
+	EnableProfiling bool `yaml:"enableProfiling"`
 	// ClientConnection is how the Kubernetes source talks to the API
 	// server.
 	ClientConnection ClientConnectionConfig `yaml:"clientConnection"`

@@ -10,7 +10,6 @@ func ignoredFields() map[string]string {
 		"featureGates":                "",
 		"logging":                     "lbkit.logFormat, lbkit.verbosity and -v set logging",
 		"bindAddressHardFail":         "",
-		"enableProfiling":             "",
 		"showHiddenMetricsForVersion": "",
 		"winkernel":                   "",
 		"windowsRunAsService":         "",
