@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/netip"
 	"os"
@@ -143,7 +144,7 @@ func measureScale(t *testing.T, c kubernetes.Interface, kubeconfig, bin, mode st
 	topo := netns.New(t, netns.Options{Backends: 1})
 	dir := t.TempDir()
 	cfgFile := filepath.Join(dir, "config.yaml")
-	if err := os.WriteFile(cfgFile, []byte("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nlbkit:\n  ebpf:\n    pinPath: \"\"\n"), 0o644); err != nil {
+	if err := os.WriteFile(cfgFile, []byte("apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nenableProfiling: true\nlbkit:\n  ebpf:\n    pinPath: \"\"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	metrics, healthz := freeAddr(t, "tcp"), freeAddr(t, "tcp")
@@ -205,6 +206,7 @@ func measureScale(t *testing.T, c kubernetes.Interface, kubeconfig, bin, mode st
 		total += d
 	}
 	rssAfter := rss(t, cmd.Process.Pid)
+	t.Logf("mode=%s Go memory after the changes: %s", mode, goMemory(metrics))
 	t.Logf("RESULT mode=%s services=%d endpoints=%d first-full-sync=%s rss-first=%dMB rss-settled=%dMB rss-after-changes=%dMB latency(n=%d) p50=%s p99=%s mean=%s max=%s",
 		mode, n, 3*n, firstSync.Round(time.Millisecond), rssFirst>>20, rssSettled>>20, rssAfter>>20, len(lat),
 		pct(0.50).Round(100*time.Microsecond), pct(0.99).Round(100*time.Microsecond),
@@ -226,4 +228,25 @@ func rss(t *testing.T, pid int) int64 {
 	}
 	t.Fatal("no VmRSS")
 	return 0
+}
+
+// goMemory returns the Go runtime's heap figures from the profiler's
+// heap page (enableProfiling).
+func goMemory(metrics string) string {
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + metrics + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, k := range []string{"# HeapAlloc = ", "# HeapInuse = ", "# HeapIdle = ", "# HeapReleased = ", "# Sys = "} {
+			if v, ok := strings.CutPrefix(line, k); ok {
+				n, _ := strconv.ParseInt(v, 10, 64)
+				out = append(out, fmt.Sprintf("%s%dMB", strings.TrimPrefix(k, "# "), n>>20))
+			}
+		}
+	}
+	return strings.Join(out, " ")
 }
