@@ -171,6 +171,9 @@ func measureScale(t *testing.T, c kubernetes.Interface, kubeconfig, bin, mode st
 	rssFirst := rss(t, cmd.Process.Pid)
 	time.Sleep(5 * time.Second)
 	rssSettled := rss(t, cmd.Process.Pid)
+	if path := os.Getenv("LBKIT_KUBE_SCALE_HEAP"); path != "" {
+		saveHeap(t, metrics, path+"."+mode)
+	}
 
 	// Each change comes after the last one is programmed and the
 	// minimum sync period (1 s by default, as in kube-proxy) has passed
@@ -249,4 +252,19 @@ func goMemory(metrics string) string {
 		}
 	}
 	return strings.Join(out, " ")
+}
+
+// saveHeap writes a heap profile of the proxyd serving metrics to path
+// (LBKIT_KUBE_SCALE_HEAP=PREFIX: one file per mode, for go tool pprof).
+func saveHeap(t *testing.T, metrics, path string) {
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get("http://" + metrics + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("heap profile in %s", path)
 }

@@ -69,11 +69,17 @@ func (s *Source) recordStatus(st lb.ServiceStatus) {
 	}
 	wasBad := false
 	if e != nil {
-		if e.bad == nil {
-			e.bad = make(map[lb.ServiceKey]bool)
-		}
 		wasBad = e.bad[st.Service]
-		e.bad[st.Service] = st.Err != nil
+		switch {
+		case st.Err != nil && e.bad == nil:
+			// Allocated only for services that went wrong: at 10k
+			// services a map each was megabytes for nothing.
+			e.bad = map[lb.ServiceKey]bool{st.Service: true}
+		case st.Err != nil:
+			e.bad[st.Service] = true
+		case wasBad:
+			delete(e.bad, st.Service)
+		}
 	}
 	s.mu.Unlock()
 	if e == nil {
