@@ -22,7 +22,7 @@ func clusterCIDRs(cfg *config.Config) ([]netip.Prefix, error) {
 // specific IP, else the first global address of each family on the
 // interfaces of the datapath's namespace.
 func nodePortPrefixes(cfg *config.Config, nodeIPs []netip.Addr) ([]netip.Prefix, error) {
-	if len(cfg.NodePortAddresses) == 1 && cfg.NodePortAddresses[0] == config.NodePortAddressesPrimary {
+	if usesPrimaryIPs(cfg) {
 		ips := nodeIPs
 		if len(ips) == 0 {
 			var err error
@@ -37,6 +37,12 @@ func nodePortPrefixes(cfg *config.Config, nodeIPs []netip.Addr) ([]netip.Prefix,
 		return out, nil
 	}
 	return parsePrefixes("nodePortAddresses", cfg.NodePortAddresses)
+}
+
+// usesPrimaryIPs reports whether nodePortAddresses is the single value
+// "primary".
+func usesPrimaryIPs(cfg *config.Config) bool {
+	return len(cfg.NodePortAddresses) == 1 && cfg.NodePortAddresses[0] == config.NodePortAddressesPrimary
 }
 
 func parsePrefixes(field string, ss []string) ([]netip.Prefix, error) {

@@ -170,5 +170,5 @@ func (ks *kubeSource) Run(ctx context.Context) error {
 // nodeIPsUsed reports whether the datapath takes the Node's IPs: only
 // "primary" nodePortAddresses do.
 func nodeIPsUsed(cfg *config.Config, ips []netip.Addr) bool {
-	return len(ips) > 0 && len(cfg.NodePortAddresses) == 1 && cfg.NodePortAddresses[0] == config.NodePortAddressesPrimary
+	return len(ips) > 0 && usesPrimaryIPs(cfg)
 }

@@ -77,6 +77,7 @@ type Source struct {
 	sink    Sink
 	opts    Options
 	log     *slog.Logger
+	sel     string    // the label selector of Services and EndpointSlices
 	started time.Time // trigger times before this are not this process's latency
 	factory informers.SharedInformerFactory
 	nodes   informers.SharedInformerFactory
@@ -103,6 +104,7 @@ func New(client kubernetes.Interface, sink Sink, opts Options) (*Source, error) 
 	s := &Source{
 		client: client, sink: sink, opts: opts,
 		log:        opts.Logger,
+		sel:        sel,
 		started:    time.Now(),
 		state:      newState(opts.NodeName),
 		statusKick: make(chan struct{}, 1),
@@ -199,10 +201,9 @@ func (s *Source) Run(ctx context.Context) error {
 // newServiceInformer lists and watches Services as kube-proxy does: the
 // label selector, and no headless services (field selector).
 func (s *Source) newServiceInformer(client kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-	sel, _ := labelSelector(s.opts.ServiceProxyName) // checked in New
 	inf := coreinformers.NewFilteredServiceInformer(client, corev1.NamespaceAll, resync, cache.Indexers{},
 		func(o *metav1.ListOptions) {
-			o.LabelSelector = sel
+			o.LabelSelector = s.sel
 			o.FieldSelector = "spec.clusterIP!=" + corev1.ClusterIPNone
 		})
 	_ = inf.SetTransform(stripService) // fails only once started
